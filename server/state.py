@@ -1,0 +1,46 @@
+"""State shared by every connection of one server process.
+
+Protocols register themselves in ``connections`` on ``connection_made`` and leave on
+``connection_lost``; the runtime uses it for ``--limit-concurrency`` and graceful shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Protocol
+
+
+class Connection(Protocol):
+    """What the runtime needs from a live connection (HTTP or WebSocket protocol)."""
+
+    def shutdown(self) -> None:
+        """Graceful stop: finish the in-flight response (HTTP) or close with 1001 (WebSocket)."""
+
+
+class ServerState:
+    __slots__ = ("_idle", "connections", "lifespan_state", "shutting_down", "tasks",
+                 "total_requests")
+
+    def __init__(self) -> None:
+        self.connections: set[Connection] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.total_requests = 0
+        # Filled by lifespan startup; each scope gets a shallow copy (ASGI lifespan "state").
+        self.lifespan_state: dict[str, Any] = {}
+        self.shutting_down = False
+        self._idle: asyncio.Event | None = None
+
+    def add_connection(self, conn: Connection) -> None:
+        self.connections.add(conn)
+
+    def remove_connection(self, conn: Connection) -> None:
+        self.connections.discard(conn)
+        if not self.connections and self._idle is not None:
+            self._idle.set()
+
+    async def wait_idle(self) -> None:
+        """Return once no connection is left (used by graceful shutdown)."""
+        if not self.connections:
+            return
+        self._idle = asyncio.Event()
+        await self._idle.wait()
