@@ -43,6 +43,8 @@ class Config:
 
     # Logging and response headers.
     access_log: bool = True
+    # Daphne-compatible: write access lines to this file ("-" = stdout) instead of stdout.
+    access_log_file: str | None = None
     log_level: LogLevel = "info"
     server_header: bool = True
     date_header: bool = True
@@ -114,8 +116,13 @@ def _validate(c: Config) -> None:
             raise ConfigError(f"--{name.replace('_', '-')} must not be negative")
     for name in ("limit_concurrency", "limit_request_body", "limit_max_requests"):
         _positive(name, getattr(c, name), allow_none=True)
-    for name in ("limit_request_line", "limit_request_headers", "limit_request_header_size",
-                 "ws_max_size", "workers"):
+    for name in (
+        "limit_request_line",
+        "limit_request_headers",
+        "limit_request_header_size",
+        "ws_max_size",
+        "workers",
+    ):
         _positive(name, getattr(c, name))
     for name in ("ws_ping_interval", "ws_ping_timeout"):
         _positive(name, getattr(c, name), allow_none=True)
@@ -126,12 +133,15 @@ def _validate(c: Config) -> None:
     if c.loop not in ("auto", "uvloop", "asyncio"):
         raise ConfigError(f"--loop must be auto, uvloop or asyncio, got {c.loop!r}")
     if c.log_level not in ("critical", "error", "warning", "info", "debug", "trace"):
-        raise ConfigError(f"--log-level must be one of critical/error/warning/info/debug/trace, "
-                          f"got {c.log_level!r}")
+        raise ConfigError(
+            f"--log-level must be one of critical/error/warning/info/debug/trace, "
+            f"got {c.log_level!r}"
+        )
     if (c.ssl_certfile is None) != (c.ssl_keyfile is None):
         raise ConfigError("--ssl-certfile and --ssl-keyfile must be given together")
     if c.root_path and (not c.root_path.startswith("/") or c.root_path.endswith("/")):
-        raise ConfigError(f"--root-path must start with '/' and not end with '/', "
-                          f"got {c.root_path!r}")
+        raise ConfigError(
+            f"--root-path must start with '/' and not end with '/', got {c.root_path!r}"
+        )
     if c.health_check_path is not None and not c.health_check_path.startswith("/"):
         raise ConfigError(f"--health-check-path must start with '/', got {c.health_check_path!r}")

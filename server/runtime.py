@@ -1,0 +1,576 @@
+"""One server process: pick the loop, bind, run lifespan, serve, shut down gracefully.
+
+Life of :meth:`Server.serve`:
+
+1. Resolve the app, build the TLS context (before anything is bound, so bad options fail fast).
+2. Lifespan startup.  ``startup.failed`` (or any failure with ``--lifespan on``) stops here.
+3. Bind (TCP host/port, ``--uds`` or an inherited ``--fd``) unless sockets were handed in by
+   the supervisor; start accepting; log ``Listening on ...``; set :attr:`Server.started`.
+4. Wait for ``should_exit`` (SIGTERM/SIGINT, :meth:`Server.shutdown`, ``--limit-max-requests``).
+5. Graceful shutdown: stop accepting, ``shutdown()`` every connection, wait until idle for at
+   most ``--timeout-graceful-shutdown`` seconds, abort what is left, cancel leftover tasks,
+   lifespan shutdown.  A second signal (``force_exit``) skips the waiting.
+
+Exit codes used by :func:`run_config` (and so by the CLI and the supervisor's workers):
+0 clean stop, 1 runtime failure (port in use, app raised on import, forced exit),
+2 usage/configuration error, 3 application startup failed (lifespan).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import random
+import signal
+import socket
+import ssl
+import stat
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from server.config import Config, ConfigError
+from server.importer import AppImportError, AppLoadError, load_app
+from server.lifespan import Lifespan, LifespanFailure
+from server.state import ServerState
+from server.types import ASGIApp
+
+logger = logging.getLogger("server.error")
+
+EXIT_OK = 0
+EXIT_RUNTIME = 1
+EXIT_USAGE = 2
+EXIT_STARTUP_FAILED = 3
+
+HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+# How often --limit-max-requests is checked.  Reading one int per second costs nothing; a
+# callback per request would put the check on the hot path for a feature few enable.
+MAX_REQUESTS_TICK = 1.0
+
+
+class StartupError(Exception):
+    """The server could not start; ``str()`` is the one line shown to the user."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_RUNTIME) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class ThreadSafeFlag:
+    """A one-shot flag that can be set from any thread and awaited or waited on.
+
+    ``Server.started`` is one: async tests ``await server.started.wait()``; code running the
+    server in a thread (live-server test cases) uses ``server.started.wait_sync(timeout)``.
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def set(self) -> None:
+        with self._lock:
+            self._event.set()
+            waiters, self._waiters = self._waiters, []
+        for loop, fut in waiters:
+            with contextlib.suppress(RuntimeError):  # that loop is already closed
+                loop.call_soon_threadsafe(_resolve, fut)
+
+    async def wait(self) -> None:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self._event.is_set():
+                return
+            fut: asyncio.Future[None] = loop.create_future()
+            self._waiters.append((loop, fut))
+        await fut
+
+    def wait_sync(self, timeout: float | None = None) -> bool:
+        return self._event.wait(timeout)
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+# --- event loop --------------------------------------------------------------------------------
+def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    if name in ("auto", "uvloop"):
+        try:
+            import uvloop
+        except ImportError:
+            if name == "uvloop":
+                raise StartupError(
+                    "--loop uvloop: uvloop is not installed (pip install uvloop)", EXIT_USAGE
+                ) from None
+        else:
+            factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+            return factory
+    return asyncio.new_event_loop
+
+
+# --- TLS -----------------------------------------------------------------------------------------
+def create_ssl_context(config: Config) -> ssl.SSLContext | None:
+    if config.ssl_certfile is None:
+        return None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        ctx.load_cert_chain(
+            config.ssl_certfile, config.ssl_keyfile, password=config.ssl_keyfile_password
+        )
+    except FileNotFoundError as exc:
+        raise StartupError(
+            f"--ssl-certfile/--ssl-keyfile: file not found: {exc.filename}", EXIT_USAGE
+        ) from None
+    except (ssl.SSLError, OSError) as exc:
+        raise StartupError(
+            f"cannot load TLS certificate/key ({config.ssl_certfile}, {config.ssl_keyfile}): "
+            f"{exc.strerror or exc} (wrong file or --ssl-keyfile-password?)",
+            EXIT_USAGE,
+        ) from None
+    # We speak HTTP/1.1 only; announcing it lets ALPN clients skip trying h2.
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+# --- sockets -----------------------------------------------------------------------------------
+def _bind_error(where: str, exc: OSError) -> StartupError:
+    if exc.errno == errno.EADDRINUSE:
+        return StartupError(f"cannot listen on {where}: address already in use")
+    reason = exc.strerror or str(exc)
+    return StartupError(f"cannot listen on {where}: {reason}")
+
+
+def _bind_uds(path: str, backlog: int) -> socket.socket:
+    if os.path.exists(path):
+        if not stat.S_ISSOCK(os.stat(path).st_mode):
+            raise StartupError(f"--uds {path}: exists and is not a socket; refusing to replace it")
+        # A socket file is left behind when a server dies without cleanup.  Only remove it if
+        # nobody answers on it; otherwise another server owns it.
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(path)
+        except OSError:
+            os.unlink(path)
+        else:
+            raise StartupError(f"cannot listen on unix:{path}: address already in use")
+        finally:
+            probe.close()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+        # Readable/writable by everyone so a reverse proxy running as another user can connect;
+        # restrict access with the permissions of the containing directory.
+        os.chmod(path, 0o666)
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        raise _bind_error(f"unix:{path}", exc) from None
+    return sock
+
+
+def _bind_fd(fd: int, backlog: int) -> socket.socket:
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError as exc:
+        raise StartupError(f"--fd {fd}: not an open socket ({exc.strerror or exc})") from None
+    if sock.type != socket.SOCK_STREAM:
+        sock.detach()
+        raise StartupError(f"--fd {fd}: not a stream socket")
+    try:
+        # Inherited sockets (systemd, a process manager) are usually listening already; listen()
+        # again only updates the backlog.
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.detach()
+        raise StartupError(f"--fd {fd}: cannot listen ({exc.strerror or exc})") from None
+    return sock
+
+
+def _bind_tcp(host: str, port: int, backlog: int) -> socket.socket:
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    where = f"[{bare}]:{port}" if ":" in bare else f"{bare}:{port}"
+    try:
+        infos = socket.getaddrinfo(
+            bare or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        raise StartupError(
+            f"--host {host!r}: cannot resolve ({exc.strerror})", EXIT_USAGE
+        ) from None
+    family, socktype, proto, _, address = infos[0]
+    sock = socket.socket(family, socktype, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        raise _bind_error(where, exc) from None
+    return sock
+
+
+def bind_sockets(config: Config) -> list[socket.socket]:
+    """Open the listening socket described by ``config`` (fd, then uds, then host/port)."""
+    if config.fd is not None:
+        return [_bind_fd(config.fd, config.backlog)]
+    if config.uds is not None:
+        return [_bind_uds(config.uds, config.backlog)]
+    return [_bind_tcp(config.host, config.port, config.backlog)]
+
+
+def describe_address(sock: socket.socket, tls: bool) -> str:
+    name = sock.getsockname()
+    if sock.family == socket.AF_UNIX:
+        return f"unix:{name}"
+    scheme = "https" if tls else "http"
+    host, port = name[0], name[1]
+    if sock.family == socket.AF_INET6:
+        host = f"[{host}]"
+    return f"{scheme}://{host}:{port}"
+
+
+# --- the server ----------------------------------------------------------------------------------
+class Server:
+    """Serve one ASGI app in the current process.
+
+    ``serve()`` is a coroutine for embedding (tests, live servers); ``run()`` creates the loop
+    chosen by ``--loop`` and returns an exit code.  ``shutdown()`` / ``should_exit = True`` may
+    be called from any thread.
+    """
+
+    def __init__(self, config: Config, app: ASGIApp | None = None) -> None:
+        self.config = config
+        self.app = app
+        self.state = ServerState()
+        self.started = ThreadSafeFlag()
+        self.bound_addresses: list[Any] = []
+        self.exit_code = EXIT_OK
+        self._should_exit = False
+        self._force_exit = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._exit_event: asyncio.Event | None = None
+        self._force_event: asyncio.Event | None = None
+        self._servers: list[asyncio.Server] = []
+        self._owned_uds: str | None = None
+        self._ticker: asyncio.TimerHandle | None = None
+        # Called once listening (the supervisor's workers use it to report readiness).
+        self.on_started: Callable[[Server], None] | None = None
+
+    # --- exit requests (thread-safe) ------------------------------------------------------------
+    @property
+    def should_exit(self) -> bool:
+        return self._should_exit
+
+    @should_exit.setter
+    def should_exit(self, value: bool) -> None:
+        self._should_exit = value
+        if value:
+            self._wake(self._exit_event)
+
+    @property
+    def force_exit(self) -> bool:
+        return self._force_exit
+
+    @force_exit.setter
+    def force_exit(self, value: bool) -> None:
+        self._force_exit = value
+        if value:
+            self._wake(self._exit_event)
+            self._wake(self._force_event)
+
+    def shutdown(self) -> None:
+        """Ask for a graceful stop; safe from any thread and before ``serve()`` starts."""
+        self.should_exit = True
+
+    def _wake(self, event: asyncio.Event | None) -> None:
+        loop = self._loop
+        if loop is None or event is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            event.set()
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop closed in the meantime
+                loop.call_soon_threadsafe(event.set)
+
+    # --- signals ----------------------------------------------------------------------------------
+    def _handle_signal(self, sig: signal.Signals) -> None:
+        if self._should_exit:
+            logger.warning("Received %s again: forcing exit.", sig.name)
+            self.force_exit = True
+        else:
+            logger.info("Received %s: shutting down gracefully (send again to force).", sig.name)
+            self.should_exit = True
+
+    def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> list[signal.Signals]:
+        if threading.current_thread() is not threading.main_thread():
+            return []  # embedded in a thread: the host application owns signal handling
+        installed = []
+        for sig in HANDLED_SIGNALS:
+            try:
+                loop.add_signal_handler(sig, self._handle_signal, sig)
+            except (NotImplementedError, RuntimeError):  # pragma: no cover - non-Unix
+                continue
+            installed.append(sig)
+        return installed
+
+    # --- main coroutine ------------------------------------------------------------------------
+    def run(self, sockets: list[socket.socket] | None = None) -> int:
+        with asyncio.Runner(loop_factory=loop_factory(self.config.loop)) as runner:
+            runner.run(self.serve(sockets))
+        return self.exit_code
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        # Events first, loop last: a thread calling shutdown() meanwhile either sees no loop
+        # (and the flag check below catches it) or finds the events ready to be set.
+        self._exit_event = asyncio.Event()
+        self._force_event = asyncio.Event()
+        self._loop = loop
+        if self._should_exit:
+            self._exit_event.set()
+        if self._force_exit:
+            self._force_event.set()
+        config = self.config
+        if self.app is None:
+            self.app = load_app(config.app, factory=config.factory, app_dir=config.app_dir)
+        app = self.app
+        ssl_ctx = create_ssl_context(config)
+        # Bind before lifespan startup: a port already in use fails fast, without running the
+        # app's startup work; connections arriving during startup wait in the backlog.
+        socks = sockets if sockets is not None else self._bind()
+        owned = sockets is None
+        signals = self._install_signal_handlers(loop)
+        try:
+            lifespan = Lifespan(config, app, self.state)
+            if not await self._startup(lifespan):
+                return
+            if self._should_exit:  # asked to stop while starting up: don't start serving
+                await lifespan.shutdown(config.timeout_graceful_shutdown)
+                return
+            try:
+                await self._start_serving(loop, app, socks, ssl_ctx)
+            except BaseException:
+                await lifespan.shutdown(config.timeout_graceful_shutdown)
+                raise
+            self._start_max_requests_ticker(loop)
+            self.started.set()
+            if self.on_started is not None:
+                self.on_started(self)
+            await self._exit_event.wait()
+            await self._graceful_shutdown()
+            if self._force_exit:
+                self.exit_code = EXIT_RUNTIME
+                await lifespan.abort()
+            else:
+                await lifespan.shutdown(config.timeout_graceful_shutdown)
+                if lifespan.shutdown_failed:
+                    self.exit_code = EXIT_RUNTIME
+        finally:
+            if self._ticker is not None:
+                self._ticker.cancel()
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+            for srv in self._servers:
+                srv.close()
+            if owned:
+                for sock in socks:
+                    sock.close()
+            if self._owned_uds is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(self._owned_uds)
+            logger.info("Finished server process [%d]", os.getpid())
+
+    async def _startup(self, lifespan: Lifespan) -> bool:
+        """Run lifespan startup unless asked to exit meanwhile; False means "stop now"."""
+        assert self._exit_event is not None
+        startup = asyncio.ensure_future(lifespan.startup())
+        exit_wait = asyncio.ensure_future(self._exit_event.wait())
+        try:
+            await asyncio.wait({startup, exit_wait}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            exit_wait.cancel()
+        if not startup.done():
+            startup.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await startup
+            await lifespan.abort()
+            return False
+        try:
+            startup.result()
+        except LifespanFailure as exc:
+            await lifespan.abort()
+            raise StartupError(f"application startup failed: {exc}", EXIT_STARTUP_FAILED) from None
+        return True
+
+    def _bind(self) -> list[socket.socket]:
+        socks = bind_sockets(self.config)
+        if self.config.uds is not None and self.config.fd is None:
+            self._owned_uds = self.config.uds
+        return socks
+
+    async def _start_serving(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        app: ASGIApp,
+        socks: list[socket.socket],
+        ssl_ctx: ssl.SSLContext | None,
+    ) -> None:
+        from server.protocols.http import HttpProtocol
+
+        config, state = self.config, self.state
+
+        def factory() -> asyncio.Protocol:
+            return HttpProtocol(config, app, state, loop)
+
+        for sock in socks:
+            if sock.family == socket.AF_UNIX:
+                srv = await loop.create_unix_server(
+                    factory, sock=sock, ssl=ssl_ctx, backlog=config.backlog
+                )
+            else:
+                srv = await loop.create_server(
+                    factory, sock=sock, ssl=ssl_ctx, backlog=config.backlog
+                )
+            self._servers.append(srv)
+            self.bound_addresses.append(sock.getsockname())
+            logger.info(
+                "Listening on %s (process %d)",
+                describe_address(sock, ssl_ctx is not None),
+                os.getpid(),
+            )
+
+    def _start_max_requests_ticker(self, loop: asyncio.AbstractEventLoop) -> None:
+        limit = self.config.limit_max_requests
+        if limit is None:
+            return
+        # Jitter spreads the recycling of workers started together so they don't all restart
+        # at the same moment.
+        threshold = limit + random.randint(0, self.config.limit_max_requests_jitter)
+
+        def tick() -> None:
+            if self.state.total_requests >= threshold:
+                logger.info(
+                    "Served %d requests (limit %d): shutting down.",
+                    self.state.total_requests,
+                    threshold,
+                )
+                self.should_exit = True
+                return
+            self._ticker = loop.call_later(MAX_REQUESTS_TICK, tick)
+
+        self._ticker = loop.call_later(MAX_REQUESTS_TICK, tick)
+
+    async def _graceful_shutdown(self) -> None:
+        assert self._force_event is not None
+        state, timeout = self.state, self.config.timeout_graceful_shutdown
+        state.shutting_down = True
+        for srv in self._servers:
+            srv.close()  # stop accepting first, so nothing new arrives while we drain
+        for conn in list(state.connections):
+            try:
+                conn.shutdown()
+            except Exception:
+                logger.exception("Error while shutting down connection %r", conn)
+        if state.connections and not self._force_exit:
+            logger.info(
+                "Stopped accepting; waiting up to %s s for %d connection(s) to finish.",
+                timeout,
+                len(state.connections),
+            )
+            idle = asyncio.ensure_future(state.wait_idle())
+            forced = asyncio.ensure_future(self._force_event.wait())
+            await asyncio.wait({idle, forced}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            idle.cancel()
+            forced.cancel()
+        if state.connections:
+            logger.warning("Closing %d connection(s) still open.", len(state.connections))
+            for conn in list(state.connections):
+                _abort(conn)
+        tasks = [t for t in state.tasks if not t.done()]
+        if tasks:
+            logger.warning("Cancelling %d application task(s) still running.", len(tasks))
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait(tasks, timeout=max(1.0, min(timeout, 5.0)))
+        for srv in self._servers:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(srv.wait_closed(), 1.0)
+
+
+def _abort(conn: Any) -> None:
+    abort = getattr(conn, "abort", None)
+    if abort is not None:
+        abort()
+        return
+    transport = getattr(conn, "transport", None)
+    if transport is not None:
+        transport.abort()
+
+
+# --- entry points ------------------------------------------------------------------------------
+def report_error(message: str) -> None:
+    """The one line a user sees for a fatal error (no traceback)."""
+    print(f"channels-server: error: {message}", file=sys.stderr, flush=True)
+
+
+def run_config(config: Config) -> int:
+    """Run according to ``config`` (one process or a supervisor); return the exit code."""
+    if config.workers > 1:
+        from server.supervisor import Supervisor
+
+        return Supervisor(config).run()
+    return run_single(config)
+
+
+def run_single(
+    config: Config,
+    sockets: list[socket.socket] | None = None,
+    on_started: Callable[[Server], None] | None = None,
+) -> int:
+    server = Server(config)
+    server.on_started = on_started
+    try:
+        return server.run(sockets)
+    except StartupError as exc:
+        report_error(str(exc))
+        return exc.exit_code
+    except AppImportError as exc:
+        report_error(str(exc))
+        return EXIT_USAGE
+    except AppLoadError as exc:
+        report_error(str(exc))
+        return EXIT_RUNTIME
+    except ConfigError as exc:
+        report_error(str(exc))
+        return EXIT_USAGE
+    except KeyboardInterrupt:  # a signal before the loop had its handlers installed
+        return EXIT_RUNTIME
+
+
+def run(app: Any, **options: Any) -> None:
+    """``server.run("myproject.asgi:application", port=9000)``: serve until stopped.
+
+    Options are :class:`~server.config.Config` fields.  A bad option raises ``ConfigError``;
+    any other failure prints one line on stderr and raises ``SystemExit`` with its exit code.
+    """
+    from server.logging_setup import configure_logging
+
+    config = Config(app=app, **options)
+    configure_logging(config)
+    code = run_config(config)
+    if code:
+        raise SystemExit(code)
