@@ -1,0 +1,684 @@
+"""``HttpProtocol``: the asyncio glue between a transport and ``server.sansio.http11``.
+
+One protocol per connection, one ``RequestCycle`` per request, one task per request (the app
+call).  The ``receive`` handed to the app is the cycle itself: ``data_received`` resolves its
+waiting future directly (no queue, no task per message), and it offers ``arm(fut)`` for the
+direct-feed contract (see ``RequestCycle.arm``).
+
+Requests on a connection are handled strictly one after another (RFC 9112 section 9.3.2:
+responses to pipelined requests go out in order); bytes of the next request wait in the parser
+until the current response is complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any, Final, cast
+
+from server.access_log import AccessLog
+from server.config import Config
+from server.datecache import date_line
+from server.protocols.flow import FlowControl
+from server.sansio.http11 import (
+    NEED_DATA,
+    PAUSED,
+    ASGIProtocolError,
+    ConnectionClosed,
+    Data,
+    EndOfMessage,
+    HTTP11Connection,
+    RequestError,
+    RequestHead,
+    ResponseState,
+)
+from server.sansio.scope import ConnectionInfo, http_scope, split_target, websocket_scope
+from server.state import ServerState
+from server.types import ASGIApp, Message
+from server.writer import simple_response, write_parts
+
+logger = logging.getLogger("server.http")
+
+# Request body bytes we hold for an app that is not calling receive() before we stop reading
+# from the socket (pause_reading).  64 KiB: enough for typical form posts to arrive in one go,
+# small enough that thousands of slow apps cannot make the server balloon.
+BODY_HIGH_WATER: Final = 64 * 1024
+# Pipelined bytes (requests after the one in flight) we accept before we stop reading.
+PIPELINE_HIGH_WATER: Final = 64 * 1024
+# Chunk size for the read-and-write fallback of pathsend/zerocopysend (no sendfile).
+FILE_CHUNK: Final = 256 * 1024
+
+_DISCONNECT: Final = {"type": "http.disconnect"}
+_CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+# Timer kinds (one timer handle per connection; see HttpProtocol._arm_timer).
+_NO_TIMER, _KEEP_ALIVE, _REQUEST_HEAD = 0, 1, 2
+
+
+class RequestCycle:
+    """One request/response exchange: ASGI ``receive`` (this object) and ``send``."""
+
+    __slots__ = (
+        "_chunks",
+        "_final_sent",
+        "body_size",
+        "continue_pending",
+        "disconnected",
+        "head",
+        "proto",
+        "request_done",
+        "response",
+        "scope",
+        "waiter",
+    )
+
+    def __init__(
+        self, proto: HttpProtocol, scope: dict[str, Any], head: RequestHead, response: ResponseState
+    ) -> None:
+        self.proto = proto
+        self.scope = scope
+        self.head = head
+        self.response = response
+        self._chunks: list[bytes | bytearray] = []
+        self.body_size = 0
+        self.request_done = False
+        self._final_sent = False
+        self.disconnected = False
+        self.continue_pending = head.expect_continue
+        self.waiter: asyncio.Future[Message] | None = None
+
+    # --- receive -----------------------------------------------------------------------
+    def _take(self) -> Message | None:
+        """The next message for the app if one is ready (consuming it), else None."""
+        if self.response.complete:
+            # ASGI: http.disconnect once the response is sent (or the client went away).
+            return dict(_DISCONNECT)
+        if self.continue_pending:
+            # RFC 9110 section 10.1.1: the client waits for 100 before sending the body; we only
+            # send it once the app shows interest in the body.
+            self.continue_pending = False
+            if not self.response.head_sent and not self.request_done and not self.disconnected:
+                self.proto.write(_CONTINUE)
+        if self.body_size or (self.request_done and not self._final_sent):
+            # Body that arrived before a disconnect is still delivered first: no lost data.
+            chunks = self._chunks
+            body = bytes(chunks[0]) if len(chunks) == 1 else b"".join(chunks)
+            self._chunks = []
+            self.body_size = 0
+            more = not self.request_done
+            if not more:
+                self._final_sent = True
+            if self.proto.body_paused:
+                self.proto.resume_body()
+            return {"type": "http.request", "body": body, "more_body": more}
+        if self.disconnected:
+            return dict(_DISCONNECT)
+        return None
+
+    async def __call__(self) -> Message:
+        message = self._take()
+        if message is not None:
+            return message
+        fut: asyncio.Future[Message] = self.proto.loop.create_future()
+        self.waiter = fut
+        try:
+            return await fut
+        finally:
+            if self.waiter is fut:
+                self.waiter = None
+
+    def arm(self, fut: asyncio.Future[Message]) -> None:
+        """Direct-feed contract: resolve ``fut`` with the next message, now or when it comes."""
+        self.waiter = None
+        if fut.done():
+            return
+        message = self._take()
+        if message is not None:
+            fut.set_result(message)
+        else:
+            self.waiter = fut
+
+    def wake(self) -> None:
+        fut = self.waiter
+        if fut is None:
+            return
+        # Cleared first: _take may re-enter the protocol (resume_body) and feed us again.
+        self.waiter = None
+        if fut.done():
+            return  # cancelled or resolved elsewhere: the message stays pending
+        message = self._take()
+        if message is None:
+            self.waiter = fut
+        else:
+            fut.set_result(message)
+
+    def feed(self, data: bytes | bytearray) -> None:
+        self._chunks.append(data)
+        self.body_size += len(data)
+        if self.waiter is not None:
+            self.wake()
+
+    def end_of_request(self) -> None:
+        self.request_done = True
+        if self.waiter is not None:
+            self.wake()
+
+    def lost(self) -> None:
+        self.disconnected = True
+        if self.waiter is not None:
+            self.wake()
+
+    # --- send --------------------------------------------------------------------------
+    async def send(self, message: Message) -> None:
+        if self.disconnected:
+            return  # ASGI: sends after the client went away are no-ops
+        kind = message["type"]
+        response = self.response
+        proto = self.proto
+        if kind == "http.response.body":
+            parts = response.body(message.get("body", b""), message.get("more_body", False))
+            if parts:
+                write_parts(proto.transport, parts)
+            if response.complete:
+                proto.response_done(self)
+            elif proto.flow.write_paused:
+                await proto.flow.drain()
+        elif kind == "http.response.start":
+            response.start(message, proto.default_headers())
+        elif kind == "http.response.trailers":
+            parts = response.send_trailers(
+                message.get("headers", ()), message.get("more_trailers", False)
+            )
+            if parts:
+                write_parts(proto.transport, parts)
+            if response.complete:
+                proto.response_done(self)
+        elif kind == "http.response.pathsend":
+            await proto.send_file(self, message["path"])
+        elif kind == "http.response.zerocopysend":
+            await proto.send_zerocopy(self, message)
+        else:
+            raise ASGIProtocolError(f"unexpected ASGI message type {kind!r} for http")
+
+
+class HttpProtocol(asyncio.Protocol):
+    """HTTP/1.1 (and 1.0) connection; see the module docstring."""
+
+    def __init__(
+        self,
+        config: Config,
+        app: ASGIApp,
+        state: ServerState,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        self.config = config
+        self.app = app
+        self.state = state
+        self.loop = loop if loop is not None else asyncio.get_running_loop()
+        self.parser = HTTP11Connection(
+            limit_request_line=config.limit_request_line,
+            limit_request_headers=config.limit_request_headers,
+            limit_request_header_size=config.limit_request_header_size,
+            limit_request_body=config.limit_request_body,
+        )
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]
+        self.flow: FlowControl = None  # type: ignore[assignment]
+        self.info: ConnectionInfo | None = None
+        self.cycle: RequestCycle | None = None
+        self.body_paused = False
+        self.closed = False
+        self._processing = False
+        self._upgraded = False
+        self._shutdown = False
+        self._head_bytes = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_kind = _NO_TIMER
+        self._deadline = 0.0
+        self._access = AccessLog(config.access_log)
+        self._date = config.date_header
+        self._server_line = (
+            b"server: " + config.server_name.encode("latin-1") + b"\r\n"
+            if config.server_header and config.server_name
+            else b""
+        )
+        health = config.health_check_path
+        self._health = health.encode("ascii") if health else None
+
+    # --- asyncio callbacks -------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, hence a cast, not a check.
+        transport = cast(asyncio.Transport, transport)
+        self.transport = transport
+        self.flow = FlowControl(transport)
+        config = self.config
+        self.info = ConnectionInfo(
+            peername=transport.get_extra_info("peername"),
+            sockname=transport.get_extra_info("sockname"),
+            secure=transport.get_extra_info("sslcontext") is not None,
+            root_path=config.root_path,
+            proxy_headers=config.proxy_headers,
+            forwarded_allow_ips=config.forwarded_allow_ips,
+        )
+        self.state.add_connection(self)
+        # Accepted while the server is stopping: serve at most one response, then close.
+        self._shutdown = self.state.shutting_down
+        # Slow-loris guard: the first request head must arrive within timeout_request_header.
+        self._arm_timer(_REQUEST_HEAD, config.timeout_request_header)
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        self.parser.receive_data(data)
+        self._process()
+        if self.cycle is None and not self.closed and self.parser.buffered:
+            # Part of a request head is waiting.  On an idle keep-alive connection the head
+            # deadline applies from now on.  (Checked after parsing, so the usual case, a
+            # whole head in one read, costs no timer work at all.)
+            self._head_bytes = True
+            if self._timer_kind == _KEEP_ALIVE:
+                self._arm_timer(_REQUEST_HEAD, self.config.timeout_request_header)
+
+    def eof_received(self) -> bool | None:
+        # A FIN from the client is treated as it going away: it cannot be told apart from a
+        # closed socket, and apps waiting on receive() must learn about disconnects
+        # (long-polling, streaming).  Returning None lets the transport close itself.
+        self.parser.receive_eof()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.state.remove_connection(self)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.flow is not None:
+            self.flow.connection_lost()
+        cycle = self.cycle
+        if cycle is not None:
+            cycle.lost()
+
+    def pause_writing(self) -> None:
+        self.flow.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.flow.resume_writing()
+
+    # --- runtime API -------------------------------------------------------------------
+    def shutdown(self) -> None:
+        """Graceful stop: close now when idle, else after the in-flight response."""
+        self._shutdown = True
+        if self.closed or self._upgraded:
+            return
+        cycle = self.cycle
+        if cycle is None or cycle.response.complete:
+            self.close()
+        else:
+            cycle.response.keep_alive = False  # "connection: close" if the head is not out yet
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.closed = True
+            self.transport.abort()
+
+    # --- helpers used by RequestCycle --------------------------------------------------
+    def write(self, data: bytes) -> None:
+        if not self.closed:
+            self.transport.write(data)
+
+    def default_headers(self) -> bytes:
+        if self._date:
+            return date_line() + self._server_line
+        return self._server_line
+
+    def resume_body(self) -> None:
+        """The app consumed the buffered body: read from the socket again."""
+        self.body_paused = False
+        self.flow.resume_reading()
+        if not self._processing:
+            self._process()
+
+    # --- parsing loop ------------------------------------------------------------------
+    def _process(self) -> None:
+        if self._processing:
+            return  # the outer loop (further up the stack) keeps going
+        self._processing = True
+        try:
+            self._process_events()
+        finally:
+            self._processing = False
+
+    def _process_events(self) -> None:
+        parser = self.parser
+        while not self.closed:
+            try:
+                event = parser.next_event()
+            except RequestError as exc:
+                self._request_error(exc)
+                return
+            if isinstance(event, Data):
+                cycle = self.cycle
+                assert cycle is not None
+                cycle.feed(event.data)
+                if cycle.body_size >= BODY_HIGH_WATER:
+                    self.body_paused = True
+                    self.flow.pause_reading()
+                    return
+            elif isinstance(event, RequestHead):
+                if not self._on_request(event):
+                    return
+            elif isinstance(event, EndOfMessage):
+                if self.cycle is not None:
+                    self.cycle.end_of_request()
+            elif event is NEED_DATA:
+                return
+            elif event is PAUSED:
+                if parser.buffered > PIPELINE_HIGH_WATER:
+                    self.flow.pause_reading()
+                return
+            elif isinstance(event, ConnectionClosed):
+                self.close()
+                return
+
+    def _on_request(self, head: RequestHead) -> bool:
+        """Start serving a request head; False stops the parsing loop."""
+        state = self.state
+        state.total_requests += 1
+        self._timer_kind = _NO_TIMER
+        self._head_bytes = False
+        config = self.config
+        if (
+            self._health is not None
+            and head.method in (b"GET", b"HEAD")
+            and split_target(head.target)[0] == self._health
+        ):
+            self._respond_directly(head, 200, b"OK")
+            return not self.closed
+        limit = config.limit_concurrency
+        if limit is not None and len(state.connections) + len(state.tasks) > limit:
+            self._respond_directly(head, 503, b"Service Unavailable", close=True)
+            return False
+        if (
+            head.upgrade is not None
+            and head.method == b"GET"
+            and b"websocket" in head.upgrade
+            and self._upgrade(head)
+        ):
+            return False
+        info = self.info
+        assert info is not None
+        extensions: dict[str, Any] = {
+            "http.response.pathsend": {},
+            "http.response.zerocopysend": {},
+        }
+        if head.te_trailers:
+            extensions["http.response.trailers"] = {}
+        scope = http_scope(
+            head,
+            info,
+            lifespan_state=state.lifespan_state,
+            extensions=extensions,
+            forwarded_allow_ips=config.forwarded_allow_ips,
+        )
+        response = ResponseState(
+            head_request=head.method == b"HEAD",
+            http11=head.http_version == b"1.1",
+            keep_alive=head.keep_alive and not self._shutdown,
+            trailers_allowed=head.te_trailers,
+        )
+        cycle = RequestCycle(self, scope, head, response)
+        self.cycle = cycle
+        task = self.loop.create_task(self._run_app(cycle))
+        state.tasks.add(task)
+        task.add_done_callback(state.tasks.discard)
+        return True
+
+    def _respond_directly(
+        self, head: RequestHead, status: int, body: bytes, *, close: bool = False
+    ) -> None:
+        """A response produced by the server itself (health check, 503)."""
+        parser = self.parser
+        if not head.has_body:
+            parser.next_event()  # the EndOfMessage of a bodiless request
+        response = ResponseState(
+            head_request=head.method == b"HEAD",
+            http11=head.http_version == b"1.1",
+            keep_alive=head.keep_alive and not close and not self._shutdown,
+        )
+        response.start(
+            {"status": status, "headers": [(b"content-type", b"text/plain; charset=utf-8")]},
+            self.default_headers(),
+        )
+        write_parts(self.transport, response.body(body, False))
+        self._log(head, status)
+        self._next_cycle(response.keep_alive and parser.body_complete)
+
+    def _upgrade(self, head: RequestHead) -> bool:
+        """Hand the connection to WebSocketProtocol (shared contract 3)."""
+        try:
+            from server.protocols.websocket import WebSocketProtocol
+        except ImportError:  # pragma: no cover - only while the module does not exist
+            return False
+        try:
+            buffered = self.parser.take_upgrade_data()
+        except RequestError as exc:
+            self._request_error(exc)
+            return True
+        info = self.info
+        assert info is not None
+        scope = websocket_scope(
+            head,
+            info,
+            lifespan_state=self.state.lifespan_state,
+            forwarded_allow_ips=self.config.forwarded_allow_ips,
+        )
+        self._upgraded = True
+        self.closed = True  # this protocol is done with the transport
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        ws = WebSocketProtocol(self.config, self.app, self.state, self.loop)
+        transport = self.transport
+        transport.set_protocol(ws)
+        self.state.remove_connection(self)
+        ws.start_upgrade(transport, scope, buffered)
+        return True
+
+    def _request_error(self, exc: RequestError) -> None:
+        # Client errors are the client's business: no traceback, debug level only.
+        logger.debug("HTTP %d for %s: %s", exc.status, self.info and self.info.client, exc.reason)
+        cycle = self.cycle
+        if cycle is not None:
+            head_sent = cycle.response.head_sent
+            cycle.lost()  # the app sees http.disconnect; its sends become no-ops
+            if head_sent:
+                self.abort()
+                return
+        if not self.closed:
+            body = exc.reason.encode("latin-1", "replace") + b"\n"
+            self.transport.write(simple_response(exc.status, body, extra=self.default_headers()))
+        self.close()
+
+    # --- end of a response -------------------------------------------------------------
+    def response_done(self, cycle: RequestCycle) -> None:
+        head = cycle.head
+        if self._access.enabled:
+            self._log(head, cycle.response.status)
+        cycle.wake()  # a pending receive() now gets http.disconnect
+        if self.cycle is not cycle:
+            return
+        self._next_cycle(cycle.response.keep_alive and cycle.request_done)
+
+    def _log(self, head: RequestHead, status: int) -> None:
+        if self._access.enabled and self.info is not None:
+            self._access.log(
+                self.info.client,
+                head.method.decode("ascii", "replace"),
+                head.target.decode("latin-1"),
+                head.http_version.decode("ascii", "replace"),
+                status,
+            )
+
+    def _next_cycle(self, keep_alive: bool) -> None:
+        self.cycle = None
+        if not keep_alive or self._shutdown or self.closed:
+            self.close()
+            return
+        parser = self.parser
+        parser.start_next_cycle()
+        if self.body_paused:
+            self.body_paused = False
+        self.flow.resume_reading()
+        if parser.buffered:
+            self._head_bytes = True
+            self._arm_timer(_REQUEST_HEAD, self.config.timeout_request_header)
+            self._process()
+        else:
+            self._arm_timer(_KEEP_ALIVE, self.config.timeout_keep_alive)
+
+    async def _run_app(self, cycle: RequestCycle) -> None:
+        try:
+            await self.app(cycle.scope, cycle, cycle.send)
+        except asyncio.CancelledError:
+            self._app_failed(cycle)
+            raise
+        except BaseException:
+            logger.exception("Exception in ASGI application")
+            self._app_failed(cycle)
+        else:
+            if not cycle.response.complete and not cycle.disconnected:
+                if cycle.response.head_sent:
+                    logger.error("ASGI application returned without completing the response")
+                else:
+                    logger.error("ASGI application returned without sending a response")
+                self._app_failed(cycle)
+
+    def _app_failed(self, cycle: RequestCycle) -> None:
+        if cycle.disconnected or cycle.response.complete or self.cycle is not cycle:
+            return
+        cycle.disconnected = True
+        if cycle.response.head_sent:
+            # Too late for a status code; cutting the connection tells the client the
+            # response is incomplete (RFC 9112 section 8).
+            if self.flow.write_paused:
+                self.abort()
+            else:
+                self.close()
+            return
+        if not self.closed:
+            self.transport.write(
+                simple_response(500, b"Internal Server Error\n", extra=self.default_headers())
+            )
+            self._log(cycle.head, 500)
+        self.cycle = None
+        self.close()
+
+    # --- http.response.pathsend --------------------------------------------------------
+    async def send_file(self, cycle: RequestCycle, path: str) -> None:
+        response = cycle.response
+        # Opening is a cheap syscall; the bulk I/O below yields to the loop (drain/sendfile).
+        with open(path, "rb") as file:  # noqa: ASYNC230
+            size = os.fstat(file.fileno()).st_size
+            head, count = response.file_head(size)
+            self.write(head)
+            sent = 0
+            if count:
+                sent = await self._sendfile(cycle, file, count)
+            if sent != count:
+                response.keep_alive = False
+        if not cycle.disconnected:
+            self.response_done(cycle)
+
+    async def send_zerocopy(self, cycle: RequestCycle, message: Message) -> None:
+        """``http.response.zerocopysend`` (ASGI extension): body bytes from a file object."""
+        response = cycle.response
+        file = message["file"]
+        fd = file.fileno()
+        offset = message.get("offset")
+        if offset is None:
+            offset = os.lseek(fd, 0, os.SEEK_CUR)  # "from the current position"
+        count = message.get("count")
+        if count is None:
+            count = max(os.fstat(fd).st_size - offset, 0)
+        more_body = bool(message.get("more_body", False))
+        before, to_send, after = response.file_body(count, more_body)
+        if before:
+            write_parts(self.transport, before)
+        sent = await self._sendfile(cycle, file, to_send, offset) if to_send else 0
+        if sent != to_send:
+            # The framing promised bytes that never came: the message is broken, the
+            # connection cannot be reused and the client must see it end.
+            if not cycle.disconnected:
+                cycle.disconnected = True
+                self.close()
+            return
+        if after:
+            write_parts(self.transport, after)
+        if response.complete:
+            self.response_done(cycle)
+        elif self.flow.write_paused:
+            await self.flow.drain()
+
+    async def _sendfile(self, cycle: RequestCycle, file: Any, count: int, offset: int = 0) -> int:
+        transport = self.transport
+        mode = getattr(transport, "_sendfile_compatible", None)
+        # Zero-copy when the loop and transport can (plain TCP on the default asyncio loop);
+        # uvloop and TLS transports take the read/write path below.
+        if mode is not None and getattr(mode, "name", "") == "TRY_NATIVE":
+            try:
+                return await self.loop.sendfile(transport, file, offset, count, fallback=False)
+            except (NotImplementedError, RuntimeError):
+                pass  # SendfileNotAvailableError: use the fallback
+            except OSError:
+                cycle.lost()
+                return 0
+        fd = file.fileno()
+        sent = 0
+        while sent < count and not cycle.disconnected:
+            chunk = os.pread(fd, min(FILE_CHUNK, count - sent), offset + sent)
+            if not chunk:
+                break
+            transport.write(chunk)
+            sent += len(chunk)
+            if self.flow.write_paused:
+                await self.flow.drain()
+        return sent
+
+    # --- timers --------------------------------------------------------------------------
+    def _arm_timer(self, kind: int, timeout: float) -> None:
+        """One timer handle per connection: moving the deadline later costs nothing (the
+        callback re-arms itself), only an earlier deadline reschedules the handle."""
+        loop = self.loop
+        deadline = loop.time() + timeout
+        self._deadline = deadline
+        self._timer_kind = kind
+        timer = self._timer
+        if timer is None or timer.when() > deadline:
+            if timer is not None:
+                timer.cancel()
+            self._timer = loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        kind = self._timer_kind
+        if kind == _NO_TIMER or self.closed:
+            return
+        if self._deadline - self.loop.time() > 0.001:
+            self._timer = self.loop.call_at(self._deadline, self._on_timer)
+            return
+        if kind == _REQUEST_HEAD and self._head_bytes and self.cycle is None:
+            # RFC 9110 section 15.5.9: 408 when the request did not arrive in time.  A
+            # connection that sent nothing at all is just closed (browsers pre-connect).
+            logger.debug("request head timeout for %s", self.info and self.info.client)
+            self.transport.write(
+                simple_response(408, b"Request Timeout\n", extra=self.default_headers())
+            )
+        self.close()

@@ -1,0 +1,598 @@
+"""HTTP/1.1 server connection state, Sans-I/O: bytes in, events and bytes out.
+
+Requests are parsed by h11; responses are serialized by us (``server.writer``) under the ASGI
+HTTP message rules enforced by ``ResponseState``.  There is no asyncio and no clock here, so the
+whole module can be driven byte by byte from tests.
+
+Design notes
+------------
+* One fresh ``h11.Connection`` per request cycle.  h11 only ever sees the client side; at the end
+  of a cycle we carry its unparsed bytes (pipelined requests) over into a new connection.  This
+  is cheaper than telling h11 about our response (measured: ~14 us per cycle versus ~23 us for
+  ``send(Response)`` + ``send(EndOfMessage)`` + ``start_next_cycle``) and it lets us honour
+  HTTP/1.0 ``Connection: keep-alive``, which h11 itself refuses.
+* After the request's ``EndOfMessage`` we never call h11's ``next_event`` again in that cycle:
+  pipelined bytes just wait in h11's buffer (``buffered``) until ``start_next_cycle``.
+* Limits (request line, header count/size, body size) are enforced here and surface as
+  ``RequestError(status)``; the protocol answers with that status and closes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Final, cast
+
+import h11
+
+from server.writer import CRLF, LAST_CHUNK, chunk_header, status_line
+
+NEED_DATA: Final = h11.NEED_DATA
+PAUSED: Final = h11.PAUSED
+Data = h11.Data
+EndOfMessage = h11.EndOfMessage
+ConnectionClosed = h11.ConnectionClosed
+
+
+class RequestError(Exception):
+    """The client sent something we refuse; answer ``status`` and close the connection."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class ASGIProtocolError(RuntimeError):
+    """The application broke the ASGI HTTP message rules (wrong order, bad types...)."""
+
+
+class RequestHead:
+    """The parsed request head plus the facts the server needs from its headers (one pass)."""
+
+    __slots__ = (
+        "chunked",
+        "content_length",
+        "expect_continue",
+        "has_body",
+        "headers",
+        "http_version",
+        "keep_alive",
+        "method",
+        "target",
+        "te_trailers",
+        "upgrade",
+    )
+
+    def __init__(self, request: h11.Request) -> None:
+        self.method: bytes = request.method
+        self.target: bytes = request.target
+        self.http_version: bytes = request.http_version
+        http11 = self.http_version == b"1.1"
+        headers: list[tuple[bytes, bytes]] = []
+        append = headers.append
+        connection: list[bytes] = []
+        content_length: int | None = None
+        chunked = False
+        expect = False
+        upgrade: bytes | None = None
+        te_trailers = False
+        # h11 keeps (raw name, lowercased name, value); reading its list directly avoids
+        # rebuilding a tuple per header through Headers.__getitem__ (stable since h11 0.10).
+        for _raw, name, value in request.headers._full_items:
+            append((name, value))
+            if name in _INTERESTING:
+                if name == b"content-length":
+                    content_length = int(value)  # h11 validated: digits only, one value
+                elif name == b"transfer-encoding":
+                    chunked = True  # h11 rejects anything but "chunked" (501)
+                elif name == b"connection":
+                    connection.extend(_tokens(value))
+                elif name == b"expect":
+                    expect = value.lower() == b"100-continue"
+                elif name == b"upgrade":
+                    upgrade = value.lower()
+                elif name == b"te":
+                    te_trailers = b"trailers" in _tokens(value)
+        self.headers = headers
+        self.content_length = content_length
+        self.chunked = chunked
+        self.has_body = chunked or bool(content_length)
+        if http11:
+            self.keep_alive = b"close" not in connection
+        else:
+            # HTTP/1.0 closes after each response unless the client asks (RFC 9112 section 9.3).
+            self.keep_alive = b"keep-alive" in connection and b"close" not in connection
+        # RFC 9110 section 10.1.1: a server MUST ignore 100-continue from an HTTP/1.0 client.
+        self.expect_continue = expect and http11 and self.has_body
+        # Only an upgrade the client also announced in Connection counts (RFC 9110 7.8).
+        self.upgrade = upgrade if b"upgrade" in connection else None
+        self.te_trailers = te_trailers and http11
+
+
+_INTERESTING = frozenset(
+    (b"content-length", b"transfer-encoding", b"connection", b"expect", b"upgrade", b"te")
+)
+
+
+def _tokens(value: bytes) -> list[bytes]:
+    return [t.strip() for t in value.lower().split(b",")]
+
+
+Event = (
+    RequestHead
+    | h11.Data
+    | h11.EndOfMessage
+    | h11.ConnectionClosed
+    | type[h11.NEED_DATA]
+    | type[h11.PAUSED]
+)
+
+
+class HTTP11Connection:
+    """The request side of one HTTP/1.1 connection (see the module docstring)."""
+
+    __slots__ = (
+        "_conn",
+        "_fed",
+        "_in_head",
+        "_line_len",
+        "_max_head",
+        "body_complete",
+        "body_received",
+        "head",
+        "limit_body",
+        "limit_header_size",
+        "limit_headers",
+        "limit_line",
+    )
+
+    def __init__(
+        self,
+        *,
+        limit_request_line: int = 8190,
+        limit_request_headers: int = 100,
+        limit_request_header_size: int = 65536,
+        limit_request_body: int | None = None,
+    ) -> None:
+        self.limit_line = limit_request_line
+        self.limit_headers = limit_request_headers
+        self.limit_header_size = limit_request_header_size
+        self.limit_body = limit_request_body
+        # h11 refuses to buffer an incomplete head beyond this (-> 431 / 414 below).
+        self._max_head = limit_request_line + limit_request_header_size + 4
+        self._conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self._max_head)
+        self._reset(0)
+
+    def _reset(self, carried: int) -> None:
+        self._fed = carried  # bytes received since this cycle's request head began
+        self._in_head = True
+        self._line_len = -1
+        self.head: RequestHead | None = None
+        self.body_complete = False
+        self.body_received = 0
+
+    # --- input ---------------------------------------------------------------------------
+    def receive_data(self, data: bytes) -> None:
+        if not self._fed and data[:1] in (b"\r", b"\n"):
+            # RFC 9112 section 2.2: ignore empty lines before a request-line (some clients
+            # send a CRLF after a POST body).  h11 itself would reject them.
+            data = data.lstrip(b"\r\n")
+            if not data:
+                return
+        self._fed += len(data)
+        self._conn.receive_data(data)
+
+    def receive_eof(self) -> None:
+        if self._conn.their_state is not h11.ERROR:
+            self._conn.receive_data(b"")
+
+    @property
+    def buffered(self) -> int:
+        """Bytes h11 holds that were not turned into events yet (pipelined requests)."""
+        return len(self._conn._receive_buffer)
+
+    @property
+    def awaiting_head(self) -> bool:
+        return self._in_head
+
+    def next_event(self) -> Event:
+        """The next event: ``RequestHead``, ``Data``, ``EndOfMessage``, ``ConnectionClosed``,
+        ``NEED_DATA`` or ``PAUSED`` (request finished; more bytes wait for the next cycle).
+
+        Raises ``RequestError`` for anything the client got wrong.
+        """
+        if self.body_complete:
+            return PAUSED
+        try:
+            event = self._conn.next_event()
+        except h11.RemoteProtocolError as exc:
+            raise self._error(exc) from None
+        if isinstance(event, h11.Data):
+            self.body_received += len(event.data)
+            if self.limit_body is not None and self.body_received > self.limit_body:
+                raise RequestError(413, "request body larger than --limit-request-body")
+        elif isinstance(event, h11.EndOfMessage):
+            self.body_complete = True
+        elif isinstance(event, h11.Request):
+            return self._request(event)
+        elif event is NEED_DATA and self._in_head:
+            self._check_head()
+        elif event is PAUSED:
+            # h11 pauses after a protocol-switch proposal; for us the message is complete.
+            self.body_complete = True
+        # A server-side h11 connection only yields the client's events (or the sentinels).
+        return cast(Event, event)
+
+    def _check_head(self) -> None:
+        """Limits on a head that is still incomplete (h11 only caps the whole buffer).
+
+        Runs only once more bytes arrived than the smaller limit allows; the request line's
+        length is measured once (one copy of the pending bytes) and then remembered, so a
+        client trickling a big head byte by byte costs O(1) per byte.
+        """
+        fed = self._fed
+        line_len = self._line_len
+        if line_len < 0:
+            if fed <= self.limit_line + 2 and fed <= self.limit_header_size:
+                return
+            pending = self._conn.trailing_data[0]
+            start = len(pending) - len(pending.lstrip(b"\r\n"))  # h11 skips leading CRLFs
+            end = pending.find(b"\n", start)
+            if end < 0:
+                if fed - start > self.limit_line + 2:
+                    raise RequestError(414, "request line longer than --limit-request-line")
+                return
+            if end - start > self.limit_line + 1:
+                raise RequestError(414, "request line longer than --limit-request-line")
+            line_len = self._line_len = end + 1
+        if fed - line_len > self.limit_header_size + 2:
+            raise RequestError(431, "header block larger than --limit-request-header-size")
+
+    def _error(self, exc: h11.RemoteProtocolError) -> RequestError:
+        status = exc.error_status_hint
+        if status == 431 and self._in_head:
+            pending = self._conn.trailing_data[0].lstrip(b"\r\n")
+            if b"\n" not in pending[: self.limit_line + 2]:
+                return RequestError(414, "request line longer than --limit-request-line")
+            return RequestError(431, "request header block larger than allowed")
+        if status == 431:
+            status = 400
+        return RequestError(status, str(exc) or "malformed request")
+
+    def _request(self, request: h11.Request) -> RequestHead:
+        self._in_head = False
+        if request.http_version not in (b"1.1", b"1.0"):
+            raise RequestError(505, "HTTP version not supported")
+        fed = self._fed
+        # request-line = method SP request-target SP HTTP-version (RFC 9112 section 3); only
+        # measured when enough bytes arrived for it to possibly be too long.
+        if (
+            fed > self.limit_line
+            and len(request.method) + len(request.target) + 10 > self.limit_line
+        ):
+            raise RequestError(414, "request line longer than --limit-request-line")
+        if len(request.headers) > self.limit_headers:
+            raise RequestError(431, "more header fields than --limit-request-headers")
+        if fed > self.limit_header_size:
+            size = 0
+            for _raw, name, value in request.headers._full_items:
+                size += len(name) + len(value) + 4  # "name: value\r\n"
+            if size > self.limit_header_size:
+                raise RequestError(431, "header block larger than --limit-request-header-size")
+        head = RequestHead(request)
+        if head.chunked and head.content_length is not None:
+            # RFC 9112 section 6.1: both framings at once smells of request smuggling; the
+            # server may reject it and must close the connection either way.
+            raise RequestError(400, "both Transfer-Encoding and Content-Length")
+        if (
+            self.limit_body is not None
+            and head.content_length is not None
+            and head.content_length > self.limit_body
+        ):
+            raise RequestError(413, "request body larger than --limit-request-body")
+        self.head = head
+        return head
+
+    def take_upgrade_data(self) -> bytes:
+        """For a protocol switch: finish the (bodiless) request, return the bytes after it."""
+        if not self.body_complete:
+            event = self.next_event()
+            if type(event) is not h11.EndOfMessage and event is not PAUSED:
+                raise RequestError(400, "upgrade request with a body")
+        return self._conn.trailing_data[0]
+
+    def start_next_cycle(self) -> None:
+        """Begin parsing the next request, keeping the bytes that already arrived for it."""
+        data, closed = self._conn.trailing_data
+        if data[:1] in (b"\r", b"\n"):
+            data = data.lstrip(b"\r\n")  # RFC 9112 section 2.2, as in receive_data
+        self._conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self._max_head)
+        self._reset(len(data))
+        if data:
+            self._conn.receive_data(data)
+        if closed:
+            self._conn.receive_data(b"")
+
+
+# --- the response side --------------------------------------------------------------------
+
+_NONE, _LENGTH, _CHUNKED, _CLOSE = 0, 1, 2, 3
+_DROPPED = frozenset((b"content-length", b"transfer-encoding", b"connection"))
+
+
+def _bad_field(name: bytes, value: bytes) -> bool:
+    # RFC 9110 section 5.5: CR, LF and NUL are never allowed in a field; a name is a token.
+    if not name or b":" in name or b" " in name or b"\t" in name:
+        return True
+    return b"\r" in name or b"\n" in name or b"\r" in value or b"\n" in value or b"\0" in value
+
+
+class ResponseState:
+    """ASGI ``http.response.*`` rules for one request, producing the bytes to write.
+
+    Every method returns the list of parts for ONE transport write (possibly empty).
+    """
+
+    __slots__ = (
+        "_extra",
+        "_framing",
+        "_head_parts",
+        "_remaining",
+        "_trailers_open",
+        "complete",
+        "content_length",
+        "head_request",
+        "head_sent",
+        "http11",
+        "keep_alive",
+        "started",
+        "status",
+        "trailers",
+        "trailers_allowed",
+    )
+
+    def __init__(
+        self,
+        *,
+        head_request: bool = False,
+        http11: bool = True,
+        keep_alive: bool = True,
+        trailers_allowed: bool = False,
+    ) -> None:
+        self.head_request = head_request
+        self.http11 = http11
+        self.keep_alive = keep_alive
+        self.trailers_allowed = trailers_allowed
+        self.started = False
+        self.head_sent = False
+        self.complete = False
+        self.status = 0
+        self.trailers = False
+        self.content_length: int | None = None
+        self._head_parts: list[bytes] = []
+        self._extra = b""
+        self._framing = _NONE
+        self._remaining = 0
+        self._trailers_open = 0
+
+    def start(self, message: Any, default_headers: bytes = b"") -> None:
+        """Record ``http.response.start``; nothing is written until the first body message
+        (ASGI: headers go out with the first body, which lets us coalesce them)."""
+        if self.started:
+            raise ASGIProtocolError("http.response.start sent twice")
+        status = message.get("status")
+        if type(status) is not int or not 200 <= status <= 999:
+            raise ASGIProtocolError(f"http.response.start: invalid status {status!r}")
+        self.status = status
+        self.trailers = bool(message.get("trailers", False))
+        parts = [status_line(status)]
+        has_date = has_server = False
+        content_length: int | None = None
+        for pair in message.get("headers", ()):
+            name, value = pair
+            if type(name) is not bytes or type(value) is not bytes:
+                if isinstance(name, bytes | bytearray) and isinstance(value, bytes | bytearray):
+                    name, value = bytes(name), bytes(value)
+                else:
+                    raise ASGIProtocolError(
+                        "http.response.start: header names and values must be bytes"
+                    )
+            if _bad_field(name, value):
+                raise ASGIProtocolError(f"http.response.start: invalid header {name!r}")
+            lname = name.lower()
+            if lname in _DROPPED:
+                if lname == b"content-length":
+                    try:
+                        content_length = int(value)
+                    except ValueError:
+                        raise ASGIProtocolError(
+                            f"http.response.start: invalid content-length {value!r}"
+                        ) from None
+                    if content_length < 0:
+                        raise ASGIProtocolError("http.response.start: negative content-length")
+                elif lname == b"connection" and b"close" in value.lower():
+                    self.keep_alive = False
+                # framing headers are ours to decide (RFC 9112 section 6); dropped here
+                continue
+            if lname == b"date":
+                has_date = True
+            elif lname == b"server":
+                has_server = True
+            parts.append(name + b": " + value + CRLF)
+        self.content_length = content_length
+        if default_headers and not (has_date or has_server):
+            self._extra = default_headers
+        elif default_headers:
+            # The app's own Date/Server win; keep only the ones it did not set.
+            kept = [
+                line
+                for line in default_headers.split(CRLF)
+                if line
+                and not (has_date and line[:5].lower() == b"date:")
+                and not (has_server and line[:7].lower() == b"server:")
+            ]
+            self._extra = b"".join(line + CRLF for line in kept)
+        self._head_parts = parts
+        self.started = True
+
+    def _head(self, body_length: int | None, more_body: bool) -> bytes:
+        """Decide framing (RFC 9112 section 6) and serialize the head."""
+        status = self.status
+        parts = self._head_parts
+        parts.append(self._extra)
+        cl = self.content_length
+        if status == 204 or status == 304 or self.head_request:
+            # No body is ever sent.  HEAD and 304 keep the length the GET would have had
+            # (RFC 9110 sections 9.3.2 and 15.4.5); 204 MUST NOT carry one (section 8.6).
+            self._framing = _NONE
+            if status != 204:
+                if cl is not None:
+                    parts.append(b"content-length: %d\r\n" % cl)
+                elif self.head_request and body_length and not more_body:
+                    parts.append(b"content-length: %d\r\n" % body_length)
+        elif self.trailers and self.trailers_allowed:
+            self._framing = _CHUNKED  # trailers need chunked coding (RFC 9112 section 7.1.2)
+            parts.append(b"transfer-encoding: chunked\r\n")
+        elif cl is not None:
+            self._framing = _LENGTH
+            self._remaining = cl
+            parts.append(b"content-length: %d\r\n" % cl)
+        elif body_length is not None and not more_body:
+            self._framing = _LENGTH
+            self._remaining = body_length
+            parts.append(b"content-length: %d\r\n" % body_length)
+        elif self.http11:
+            self._framing = _CHUNKED
+            parts.append(b"transfer-encoding: chunked\r\n")
+        else:
+            # HTTP/1.0 has no chunked coding: the end of the body is the end of the connection.
+            self._framing = _CLOSE
+            self.keep_alive = False
+        if not self.keep_alive:
+            parts.append(b"connection: close\r\n\r\n")
+        elif not self.http11:
+            parts.append(b"connection: keep-alive\r\n\r\n")
+        else:
+            parts.append(CRLF)
+        self.head_sent = True
+        head = b"".join(parts)
+        self._head_parts = []
+        return head
+
+    def body(self, body: bytes | bytearray | memoryview, more_body: bool) -> list[Any]:
+        """``http.response.body``: the parts to write for it."""
+        if not self.started:
+            raise ASGIProtocolError("http.response.body before http.response.start")
+        if self.complete or self._trailers_open:
+            raise ASGIProtocolError("http.response.body after the response finished")
+        if type(body) is not bytes and not isinstance(body, bytearray | memoryview):
+            raise ASGIProtocolError(f"http.response.body: body must be bytes, not {type(body)}")
+        size = len(body)
+        out: list[Any] = []
+        if not self.head_sent:
+            out.append(self._head(size, more_body))
+        framing = self._framing
+        if framing == _LENGTH:
+            if size > self._remaining:
+                raise ASGIProtocolError("response body longer than its Content-Length")
+            self._remaining -= size
+            if size:
+                out.append(body)
+            if not more_body and self._remaining:
+                # The client waits for bytes that will never come; only closing tells it.
+                self.keep_alive = False
+        elif framing == _CHUNKED:
+            if size:
+                out.append(chunk_header(size))
+                out.append(body)
+                out.append(CRLF)
+            if not more_body and not self.trailers:
+                out.append(LAST_CHUNK)
+        elif framing == _CLOSE and size:
+            out.append(body)
+        if not more_body:
+            if self.trailers:
+                self._trailers_open = 1
+            else:
+                self.complete = True
+        return out
+
+    def send_trailers(self, headers: Iterable[Any], more_trailers: bool) -> list[bytes]:
+        """``http.response.trailers`` (extension): trailer fields after the last chunk."""
+        if not self.trailers:
+            raise ASGIProtocolError("http.response.trailers without trailers=True in start")
+        if not self._trailers_open:
+            raise ASGIProtocolError("http.response.trailers before the last body message")
+        out: list[bytes] = []
+        if self._framing == _CHUNKED:
+            # RFC 9112 section 7.1.2: last-chunk, then trailer fields, then CRLF.
+            if self._trailers_open == 1:
+                out.append(b"0\r\n")
+                self._trailers_open = 2
+            for name, value in headers:
+                name, value = bytes(name), bytes(value)
+                if _bad_field(name, value):
+                    raise ASGIProtocolError(f"http.response.trailers: invalid field {name!r}")
+                out.append(name + b": " + value + CRLF)
+            if not more_trailers:
+                out.append(CRLF)
+        if not more_trailers:
+            self._trailers_open = 0
+            self.complete = True
+        return [b"".join(out)] if out else []
+
+    def file_head(self, size: int) -> tuple[bytes, int]:
+        """``http.response.pathsend``: the head, and how many file bytes to send after it."""
+        if not self.started:
+            raise ASGIProtocolError("http.response.pathsend before http.response.start")
+        if self.head_sent or self.complete:
+            raise ASGIProtocolError("http.response.pathsend after body was sent")
+        self.trailers = False
+        if self.content_length is None:
+            self.content_length = size
+        head = self._head(size, False)
+        self.complete = True
+        if self._framing == _NONE:
+            return head, 0
+        count = min(size, self._remaining)
+        if count != self._remaining:
+            self.keep_alive = False
+        if self._framing == _CHUNKED:  # pragma: no cover - content_length is always set
+            raise ASGIProtocolError("pathsend cannot be chunked")
+        return head, count
+
+    def file_body(self, size: int, more_body: bool) -> tuple[list[bytes], int, list[bytes]]:
+        """``http.response.zerocopysend``: like ``body`` for ``size`` bytes that the caller
+        copies from a file itself.  Returns (parts before, bytes to copy, parts after)."""
+        if not self.started:
+            raise ASGIProtocolError("http.response.zerocopysend before http.response.start")
+        if self.complete or self._trailers_open:
+            raise ASGIProtocolError("http.response.zerocopysend after the response finished")
+        before: list[bytes] = []
+        after: list[bytes] = []
+        if not self.head_sent:
+            before.append(self._head(size, more_body))
+        framing = self._framing
+        count = 0
+        if framing == _LENGTH:
+            if size > self._remaining:
+                raise ASGIProtocolError("response body longer than its Content-Length")
+            self._remaining -= size
+            count = size
+            if not more_body and self._remaining:
+                self.keep_alive = False
+        elif framing == _CHUNKED:
+            if size:
+                before.append(chunk_header(size))
+                after.append(CRLF)
+                count = size
+            if not more_body and not self.trailers:
+                after.append(LAST_CHUNK)
+        elif framing == _CLOSE:
+            count = size
+        if not more_body:
+            if self.trailers:
+                self._trailers_open = 1
+            else:
+                self.complete = True
+        return before, count, after

@@ -1,0 +1,449 @@
+"""Sans-I/O HTTP/1.1: request parsing, limits and the ASGI response rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from server.sansio.http11 import (
+    NEED_DATA,
+    PAUSED,
+    ASGIProtocolError,
+    ConnectionClosed,
+    Data,
+    EndOfMessage,
+    HTTP11Connection,
+    RequestError,
+    RequestHead,
+    ResponseState,
+)
+
+Norm = tuple[Any, ...]
+
+
+def drive(chunks: list[bytes], **limits: Any) -> list[Norm]:
+    """Feed ``chunks`` one by one; return normalized events over all request cycles.
+
+    Body data is merged (how it is chunked depends on the split, not on the stream), and an
+    error ends the run as ("error", status).
+    """
+    conn = HTTP11Connection(**limits)
+    out: list[Norm] = []
+
+    def add_data(data: bytes) -> None:
+        if out and out[-1][0] == "data":
+            out[-1] = ("data", out[-1][1] + data)
+        else:
+            out.append(("data", data))
+
+    def pump() -> bool:
+        while True:
+            try:
+                event = conn.next_event()
+            except RequestError as exc:
+                out.append(("error", exc.status))
+                return False
+            if isinstance(event, RequestHead):
+                out.append(
+                    (
+                        "head",
+                        event.method,
+                        event.target,
+                        event.http_version,
+                        tuple(event.headers),
+                        event.keep_alive,
+                    )
+                )
+            elif isinstance(event, Data):
+                add_data(bytes(event.data))
+            elif isinstance(event, EndOfMessage):
+                out.append(("end",))
+            elif isinstance(event, ConnectionClosed):
+                out.append(("closed",))
+                return False
+            elif event is PAUSED:
+                conn.start_next_cycle()
+            elif event is NEED_DATA:
+                return True
+
+    for chunk in chunks:
+        conn.receive_data(chunk)
+        if not pump():
+            return out
+    return out
+
+
+GET = b"GET /a?x=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: t\r\n\r\n"
+POST_CL = b"POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello"
+POST_CHUNKED = (
+    b"POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+)
+HTTP10 = b"GET /old HTTP/1.0\r\n\r\n"
+STREAMS = [GET, POST_CL, POST_CHUNKED, GET + POST_CL + POST_CHUNKED + GET]
+
+
+def one_byte_at_a_time(data: bytes) -> list[bytes]:
+    return [data[i : i + 1] for i in range(len(data))]
+
+
+@pytest.mark.parametrize("stream", STREAMS)
+def test_whole_and_bytewise_give_same_events(stream: bytes) -> None:
+    whole = drive([stream])
+    assert whole == drive(one_byte_at_a_time(stream))
+    assert whole[0][0] == "head"
+    assert whole.count(("end",)) == stream.count(b"HTTP/1.1\r\n")
+
+
+@pytest.mark.parametrize("stream", STREAMS)
+def test_trailing_garbage_does_not_change_earlier_events(stream: bytes) -> None:
+    clean = drive([stream])
+    dirty = drive([stream + b"\x00\xffgarbage\r\n\r\n"])
+    assert dirty[: len(clean)] == clean
+    assert dirty[len(clean)] == ("error", 400)
+    # and byte by byte too
+    assert drive(one_byte_at_a_time(stream + b"\x00garbage\r\n\r\n"))[: len(clean)] == clean
+
+
+def test_pipelined_requests_in_order() -> None:
+    events = drive([GET + POST_CL + GET])
+    heads = [e[2] for e in events if e[0] == "head"]
+    assert heads == [b"/a?x=1", b"/p", b"/a?x=1"]
+    assert ("data", b"hello") in events
+
+
+def test_chunked_body_is_decoded() -> None:
+    events = drive([POST_CHUNKED])
+    assert ("data", b"hello world") in events
+
+
+@given(st.lists(st.integers(min_value=0, max_value=len(STREAMS[3])), max_size=12))
+@settings(max_examples=150, deadline=None)
+def test_any_split_gives_same_events(cuts: list[int]) -> None:
+    stream = STREAMS[3]
+    points = sorted(set(cuts))
+    chunks = [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)], strict=True)]
+    assert drive([c for c in chunks if c]) == drive([stream])
+
+
+@given(st.binary(max_size=400))
+@settings(max_examples=300, deadline=None)
+def test_random_bytes_only_raise_request_error(data: bytes) -> None:
+    # drive() turns RequestError into ("error", status); anything else would propagate here.
+    events = drive([data], limit_request_line=64, limit_request_header_size=128)
+    for event in events:
+        if event[0] == "error":
+            assert 400 <= event[1] <= 505
+
+
+@given(st.binary(max_size=200))
+@settings(max_examples=150, deadline=None)
+def test_random_bytes_after_valid_prefix(data: bytes) -> None:
+    events = drive([GET + data])
+    assert events[0][0] == "head"
+
+
+def test_http10_and_keep_alive_decisions() -> None:
+    assert drive([HTTP10])[0][-1] is False
+    ka10 = b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+    assert drive([ka10])[0][-1] is True
+    close11 = b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
+    assert drive([close11])[0][-1] is False
+    assert drive([GET])[0][-1] is True
+
+
+def head_of(data: bytes) -> RequestHead:
+    conn = HTTP11Connection()
+    conn.receive_data(data)
+    event = conn.next_event()
+    assert isinstance(event, RequestHead)
+    return event
+
+
+def test_request_head_flags() -> None:
+    h = head_of(
+        b"POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-Continue\r\nContent-Length: 3\r\n"
+        b"TE: trailers\r\n\r\n"
+    )
+    assert h.expect_continue and h.te_trailers and h.has_body and h.content_length == 3
+    h = head_of(b"POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n")
+    assert not h.expect_continue  # RFC 9110 10.1.1: ignored for HTTP/1.0
+    h = head_of(
+        b"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, Upgrade\r\n"
+        b"Upgrade: WebSocket\r\n\r\n"
+    )
+    assert h.upgrade == b"websocket"
+    h = head_of(b"GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n")
+    assert h.upgrade is None  # not announced in Connection
+    assert head_of(GET).headers == [(b"host", b"example.com"), (b"user-agent", b"t")]
+
+
+@pytest.mark.parametrize(
+    ("data", "limits", "status"),
+    [
+        (b"GET /" + b"a" * 100 + b" HTTP/1.1\r\nHost: h\r\n\r\n", {"limit_request_line": 50}, 414),
+        # incomplete request line that is already too long
+        (b"GET /" + b"a" * 400, {"limit_request_line": 50}, 414),
+        (b"GET /" + b"a" * 100_000, {}, 414),
+        (
+            b"GET / HTTP/1.1\r\nHost: h\r\n" + b"X-A: 1\r\n" * 5 + b"\r\n",
+            {"limit_request_headers": 3},
+            431,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: h\r\nX-Big: " + b"v" * 300 + b"\r\n\r\n",
+            {"limit_request_header_size": 100},
+            431,
+        ),
+        # incomplete header block beyond the limit
+        (
+            b"GET / HTTP/1.1\r\nHost: h\r\nX-Big: " + b"v" * 400,
+            {"limit_request_header_size": 100},
+            431,
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\n",
+            {"limit_request_body": 10},
+            413,
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n12345678\r\n"
+            b"8\r\n12345678\r\n",
+            {"limit_request_body": 10},
+            413,
+        ),
+        (b"GET / HTTP/1.1\r\n\r\n", {}, 400),  # HTTP/1.1 without Host (RFC 9112 3.2)
+        (b"GET / HTTP/2.0\r\nHost: h\r\n\r\n", {}, 505),
+        (b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n", {}, 501),
+        (b"GET / HTTP/1.1\r\nHost: h\r\nBad Header: x\r\n\r\n", {}, 400),
+        (b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: abc\r\n\r\n", {}, 400),
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", {}, 400),  # TLS on plain port
+        # request smuggling shapes (RFC 9112 sections 6.1 and 6.3)
+        (
+            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n",
+            {},
+            400,
+        ),
+        (b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", {}, 400),
+        (b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", {}, 501),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", {}, 400),
+        (b"GET / HTTP/1.1\r\nHost : h\r\n\r\n", {}, 400),
+        (b"GET / HTTP/1.1\r\nHost: h\r\nX: a\x00b\r\n\r\n", {}, 400),
+        (
+            b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n",
+            {},
+            400,
+        ),
+    ],
+)
+def test_limits_and_malformed(data: bytes, limits: dict[str, int], status: int) -> None:
+    assert drive([data], **limits)[-1] == ("error", status)
+    assert drive(one_byte_at_a_time(data), **limits)[-1] == ("error", status)
+
+
+def test_empty_lines_before_request_line_are_ignored() -> None:
+    # RFC 9112 section 2.2, also between pipelined requests (CRLF after a POST body)
+    events = drive([b"\r\n\r\n" + GET + b"\r\n" + POST_CL + b"\r\n\n" + GET])
+    assert [e[2] for e in events if e[0] == "head"] == [b"/a?x=1", b"/p", b"/a?x=1"]
+    assert drive(one_byte_at_a_time(b"\r\n" + GET))[0][0] == "head"
+
+
+def test_body_within_limit_passes() -> None:
+    data = b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n0123456789"
+    assert drive([data], limit_request_body=10)[-1] == ("end",)
+
+
+def test_eof_while_idle_and_mid_body() -> None:
+    conn = HTTP11Connection()
+    conn.receive_eof()
+    assert isinstance(conn.next_event(), ConnectionClosed)
+    conn = HTTP11Connection()
+    conn.receive_data(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n01")
+    assert isinstance(conn.next_event(), RequestHead)
+    assert isinstance(conn.next_event(), Data)
+    conn.receive_eof()
+    with pytest.raises(RequestError) as info:
+        conn.next_event()
+    assert info.value.status == 400
+
+
+def test_buffered_and_upgrade_data() -> None:
+    conn = HTTP11Connection()
+    conn.receive_data(
+        b"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n\x81\x80"
+    )
+    head = conn.next_event()
+    assert isinstance(head, RequestHead) and head.upgrade == b"websocket"
+    assert conn.take_upgrade_data() == b"\x81\x80"
+    conn = HTTP11Connection()
+    conn.receive_data(GET + GET)
+    assert isinstance(conn.next_event(), RequestHead)
+    assert isinstance(conn.next_event(), EndOfMessage)
+    assert conn.next_event() is PAUSED
+    assert conn.buffered == len(GET)
+
+
+# --- responses ---------------------------------------------------------------------------
+
+
+def start(resp: ResponseState, status: int = 200, headers: Any = (), **kw: Any) -> None:
+    resp.start({"type": "http.response.start", "status": status, "headers": headers, **kw})
+
+
+def joined(parts: list[Any]) -> bytes:
+    return b"".join(bytes(p) for p in parts)
+
+
+def test_full_body_gets_content_length_and_one_write() -> None:
+    r = ResponseState()
+    start(r, 200, [(b"Content-Type", b"text/plain")])
+    parts = r.body(b"hello", False)
+    assert joined(parts) == (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\ncontent-length: 5\r\n\r\nhello"
+    )
+    assert r.complete and r.keep_alive
+
+
+def test_default_headers_and_app_overrides() -> None:
+    r = ResponseState()
+    r.start({"status": 200, "headers": [(b"server", b"mine")]}, b"date: D\r\nserver: ours\r\n")
+    assert joined(r.body(b"", False)) == (
+        b"HTTP/1.1 200 OK\r\nserver: mine\r\ndate: D\r\ncontent-length: 0\r\n\r\n"
+    )
+
+
+def test_streaming_is_chunked() -> None:
+    r = ResponseState()
+    start(r)
+    first = joined(r.body(b"abc", True))
+    assert first == b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n"
+    assert joined(r.body(b"", True)) == b""  # an empty chunk would end the body
+    assert joined(r.body(b"0123456789abcdef", True)) == b"10\r\n0123456789abcdef\r\n"
+    assert joined(r.body(b"", False)) == b"0\r\n\r\n"
+    assert r.complete
+
+
+def test_app_content_length_and_transfer_encoding_handling() -> None:
+    r = ResponseState()
+    start(r, 200, [(b"content-length", b"6"), (b"transfer-encoding", b"chunked")])
+    assert joined(r.body(b"abc", True)) == b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nabc"
+    with pytest.raises(ASGIProtocolError):
+        r.body(b"toolong", False)
+    r = ResponseState()
+    start(r, 200, [(b"content-length", b"6")])
+    r.body(b"abc", False)
+    assert r.complete and not r.keep_alive  # short body: only closing tells the client
+
+
+def test_http10_is_close_delimited_and_keep_alive_echoed() -> None:
+    r = ResponseState(http11=False, keep_alive=False)
+    start(r)
+    assert joined(r.body(b"abc", True)) == b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nabc"
+    assert joined(r.body(b"def", False)) == b"def"
+    r = ResponseState(http11=False, keep_alive=True)
+    start(r)
+    assert joined(r.body(b"abc", False)) == (
+        b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: keep-alive\r\n\r\nabc"
+    )
+    r = ResponseState(http11=False, keep_alive=True)
+    start(r)
+    r.body(b"abc", True)
+    assert not r.keep_alive  # unknown length on HTTP/1.0 forces close
+
+
+def test_head_204_304_have_no_body() -> None:
+    r = ResponseState(head_request=True)
+    start(r)
+    assert joined(r.body(b"hello", False)) == b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n"
+    r = ResponseState(head_request=True)
+    start(r, 200, [(b"content-length", b"100")])
+    assert joined(r.body(b"", False)) == b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n"
+    r = ResponseState()
+    start(r, 204, [(b"content-length", b"0")])
+    assert joined(r.body(b"ignored", False)) == b"HTTP/1.1 204 No Content\r\n\r\n"
+    r = ResponseState()
+    start(r, 304)
+    assert joined(r.body(b"", False)) == b"HTTP/1.1 304 Not Modified\r\n\r\n"
+
+
+def test_connection_close_from_app_and_unknown_status() -> None:
+    r = ResponseState()
+    start(r, 599, [(b"Connection", b"close")])
+    assert joined(r.body(b"", False)) == (
+        b"HTTP/1.1 599 \r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    )
+
+
+def test_trailers() -> None:
+    r = ResponseState(trailers_allowed=True)
+    start(r, 200, trailers=True)
+    assert joined(r.body(b"abc", False)) == (
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n"
+    )
+    assert not r.complete
+    with pytest.raises(ASGIProtocolError):
+        r.body(b"more", False)
+    assert joined(r.send_trailers([(b"x-checksum", b"1")], True)) == b"0\r\nx-checksum: 1\r\n"
+    assert joined(r.send_trailers([(b"x-more", b"2")], False)) == b"x-more: 2\r\n\r\n"
+    assert r.complete
+    # Declared but not allowed (no "TE: trailers"): normal framing, trailers dropped.
+    r = ResponseState(trailers_allowed=False)
+    start(r, 200, trailers=True)
+    assert joined(r.body(b"abc", False)).endswith(b"content-length: 3\r\n\r\nabc")
+    assert r.send_trailers([(b"x", b"1")], False) == []
+    assert r.complete
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [(b"x-evil", b"a\r\nSet-Cookie: x")],
+        [(b"bad name", b"v")],
+        [(b"x\n", b"v")],
+        [(b"", b"v")],
+        [("str", "str")],
+        [(b"content-length", b"nope")],
+        [(b"content-length", b"-1")],
+    ],
+)
+def test_bad_response_headers_rejected(headers: Any) -> None:
+    with pytest.raises(ASGIProtocolError):
+        start(ResponseState(), 200, headers)
+
+
+def test_message_order_rules() -> None:
+    r = ResponseState()
+    with pytest.raises(ASGIProtocolError):
+        r.body(b"x", False)
+    start(r)
+    with pytest.raises(ASGIProtocolError):
+        start(r)
+    r.body(b"", False)
+    with pytest.raises(ASGIProtocolError):
+        r.body(b"x", False)
+    with pytest.raises(ASGIProtocolError):
+        start(ResponseState(), 99)
+    with pytest.raises(ASGIProtocolError):
+        start(ResponseState(), "200")  # type: ignore[arg-type]
+    with pytest.raises(ASGIProtocolError):
+        ResponseState().send_trailers([], False)
+    r = ResponseState()
+    start(r)
+    with pytest.raises(ASGIProtocolError):
+        r.body("text", False)  # type: ignore[arg-type]
+    assert joined(r.body(memoryview(b"mv"), False)).endswith(b"\r\n\r\nmv")
+
+
+def test_file_head() -> None:
+    r = ResponseState()
+    start(r, 200, [(b"content-type", b"text/plain")])
+    head, count = r.file_head(1234)
+    assert head == b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 1234\r\n\r\n"
+    assert count == 1234 and r.complete
+    r = ResponseState(head_request=True)
+    start(r)
+    assert r.file_head(10) == (b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n", 0)
