@@ -1,0 +1,1 @@
+"""Connection-level security checks (WebSocket Origin validation)."""

@@ -1,0 +1,52 @@
+"""Fixtures for the channels framework tests: Django set up once, a real SQLite test database
+on demand, and fresh channel layers for every test (layers hold loop-bound futures)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import django
+import pytest
+
+django.setup()
+
+
+LAYERS_TESTS = Path(__file__).resolve().parent / "layers"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_channel_layers(request: pytest.FixtureRequest) -> Iterator[None]:
+    # Only for the framework tests here; tests/channels/layers/ manages layers itself.
+    if LAYERS_TESTS in Path(request.node.path).resolve().parents:
+        yield
+        return
+    from channels.layers import channel_layers
+
+    channel_layers.backends = {}
+    yield
+    channel_layers.backends = {}
+
+
+@pytest.fixture(scope="session")
+def django_test_db() -> Iterator[None]:
+    """Django's test database (in-memory SQLite, migrated), like ``manage.py test`` builds."""
+    from django.db import connection
+    from django.test.utils import setup_test_environment, teardown_test_environment
+
+    setup_test_environment()
+    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
+    try:
+        yield
+    finally:
+        connection.creation.destroy_test_db(old_name, verbosity=0)
+        teardown_test_environment()
+
+
+@pytest.fixture
+def db(django_test_db: None) -> Iterator[None]:
+    """TransactionTestCase-style isolation: every table is emptied after the test."""
+    yield
+    from django.core.management import call_command
+
+    call_command("flush", interactive=False, verbosity=0)
