@@ -1,0 +1,309 @@
+"""A channel layer on Redis pub/sub: lowest-latency fan-out, nothing persisted.
+
+* A channel is the pub/sub topic ``{prefix}:{name}``, a group the topic
+  ``{prefix}:group:{name}``.  ``send``/``group_send`` are one PUBLISH each, whatever the number
+  of receivers: Redis fans the message out to every subscribed process.
+* Each process subscribes (one connection per shard and event loop, one reader task each) to
+  the channels it receives on and to the groups its channels joined.  ``new_channel``
+  subscribes before returning, and ``subscribe`` waits for Redis's confirmation, so a message
+  sent after ``new_channel`` returns is never missed.
+* Messages wait in bounded in-memory mailboxes (``capacity``/``channel_capacity``, ``expiry``)
+  until received; a full mailbox drops the message, counts it (``dropped``) and logs a warning.
+  A publisher cannot know about a remote receiver's mailbox, so ``send`` never raises
+  ``ChannelFull``.
+* Nothing is stored in Redis: a message sent while nobody subscribes to its channel is gone,
+  and ``group_add`` only routes group messages to channels of the process that called it.
+* After a Redis restart redis-py reconnects and re-subscribes; messages published meanwhile are
+  lost (that is pub/sub).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, cast
+
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from channels.layers.base import BaseChannelLayer, CapacityPattern
+from channels.layers.in_memory import Mailbox, sweep_mailboxes
+from channels.layers.redis import (
+    DEADLINE_DIGITS,
+    RECONNECT_ERRORS,
+    Codec,
+    HashRing,
+    close_client,
+    make_client,
+    parse_hosts,
+)
+
+__all__ = ["RedisPubSubChannelLayer"]
+
+logger = logging.getLogger("channels.layers")
+
+Message = dict[str, Any]
+SUBSCRIBE_TIMEOUT = 10.0
+
+
+class _Shard:
+    """One shard's connections on one event loop."""
+
+    def __init__(self, client: Redis) -> None:
+        self.client = client
+        self.pubsub: PubSub = client.pubsub()
+        self.reader: asyncio.Task[None] | None = None
+        self.confirmations: dict[str, list[asyncio.Future[None]]] = {}
+        self.stopping = False
+
+
+class RedisPubSubChannelLayer(BaseChannelLayer):
+    def __init__(
+        self,
+        hosts: Iterable[Any] | None = None,
+        prefix: str = "asgi",
+        expiry: float = 60,
+        capacity: int = 100,
+        channel_capacity: Mapping[CapacityPattern, int] | None = None,
+        symmetric_encryption_keys: Iterable[str | bytes] | None = None,
+        clock: Callable[[], float] = time.time,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(expiry=expiry, capacity=capacity, channel_capacity=channel_capacity)
+        # group_expiry is accepted for settings compatibility; pub/sub groups live as long as
+        # their local members do.
+        kwargs.pop("group_expiry", None)
+        if kwargs:
+            raise TypeError(
+                f"unexpected RedisPubSubChannelLayer options: {', '.join(sorted(kwargs))}"
+            )
+        self.prefix = prefix
+        self.hosts = parse_hosts(hosts)
+        self.ring = HashRing([h.ident for h in self.hosts])
+        self.codec = Codec(symmetric_encryption_keys)
+        self.clock = clock
+        self._loops: dict[asyncio.AbstractEventLoop, list[_Shard]] = {}
+        # Topics subscribed on each loop's connections.
+        # Topics subscribed on each loop's connections -> their confirmation.
+        self._topics: dict[asyncio.AbstractEventLoop, dict[str, asyncio.Future[None]]] = {}
+        self._mailboxes: dict[str, Mailbox] = {}
+        self._last_sweep = clock()
+        self._groups: dict[str, set[str]] = {}  # group -> local member channels
+        self.dropped = 0
+
+    # ---------------------------------------------------------------- connections
+    def _shards(self) -> list[_Shard]:
+        loop = asyncio.get_running_loop()
+        shards = self._loops.get(loop)
+        if shards is None:
+            for old in [lp for lp in self._loops if lp.is_closed()]:
+                del self._loops[old]
+            shards = self._loops[loop] = [_Shard(make_client(h)) for h in self.hosts]
+            self._topics[loop] = {}
+            self._close_with_loop(loop)
+        return shards
+
+    def _close_with_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        original = loop.close
+
+        def close() -> None:
+            if loop in self._loops and not loop.is_running() and not loop.is_closed():
+                loop.run_until_complete(self.close_pools())
+            original()
+
+        with contextlib.suppress(AttributeError):
+            loop.close = close  # type: ignore[method-assign]
+
+    async def close_pools(self) -> None:
+        loop = asyncio.get_running_loop()
+        shards = self._loops.pop(loop, None)
+        self._topics.pop(loop, None)
+        for shard in shards or ():
+            shard.stopping = True
+            if shard.reader is not None:
+                # redis-py can absorb a cancel that races its read timeout; the stopping flag
+                # ends the loop at the next 1 s poll in that case.
+                shard.reader.cancel()
+                await asyncio.wait({shard.reader})
+            with contextlib.suppress(*RECONNECT_ERRORS):
+                await shard.pubsub.aclose()  # type: ignore[no-untyped-call]
+            await close_client(shard.client)
+
+    async def close(self) -> None:
+        await self.close_pools()
+
+    def _topic(self, channel: str) -> str:
+        return f"{self.prefix}:{channel}"
+
+    def _group_topic(self, group: str) -> str:
+        return f"{self.prefix}:group:{group}"
+
+    def _shard_for(self, name: str) -> _Shard:
+        return self._shards()[self.ring.shard(name)]
+
+    async def _subscribe(self, name: str, topic: str) -> None:
+        """Subscribe (once per loop) and wait for Redis to confirm, so later publishes
+        reach us."""
+        shard = self._shard_for(name)
+        loop = asyncio.get_running_loop()
+        topics = self._topics[loop]
+        fut = topics.get(topic)
+        if fut is None:
+            fut = topics[topic] = loop.create_future()
+            shard.confirmations.setdefault(topic, []).append(fut)
+            try:
+                await shard.pubsub.subscribe(topic)
+            except BaseException:
+                del topics[topic]
+                raise
+            if shard.reader is None or shard.reader.done():
+                shard.reader = loop.create_task(self._reader(shard))
+        if not fut.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(fut), SUBSCRIBE_TIMEOUT)
+            except TimeoutError:
+                raise RedisConnectionError(
+                    f"Redis did not confirm the subscription to {topic!r} "
+                    f"within {SUBSCRIBE_TIMEOUT} s"
+                ) from None
+
+    async def _unsubscribe(self, name: str, topic: str) -> None:
+        shard = self._shard_for(name)
+        self._topics[asyncio.get_running_loop()].pop(topic, None)
+        with contextlib.suppress(*RECONNECT_ERRORS):
+            await shard.pubsub.unsubscribe(topic)
+
+    async def _reader(self, shard: _Shard) -> None:
+        backoff = 0.05
+        group_prefix = self._group_topic("")
+        channel_prefix = self._topic("")
+        me = asyncio.current_task()
+        while not shard.stopping:
+            if me is not None and me.cancelling():
+                raise asyncio.CancelledError  # a cancel swallowed inside redis-py (3.11)
+            try:
+                item = await shard.pubsub.get_message(timeout=1.0)
+            except RECONNECT_ERRORS as exc:
+                logger.warning("Redis pub/sub reader failed (%s); retrying", exc)
+                await asyncio.sleep(backoff)  # reconnect backoff
+                backoff = min(backoff * 2, 1.0)
+                continue
+            backoff = 0.05
+            if item is None:
+                continue
+            topic = item["channel"]
+            topic = topic.decode("ascii") if isinstance(topic, bytes) else str(topic)
+            if item["type"] == "subscribe":
+                for fut in shard.confirmations.pop(topic, []):
+                    if not fut.done():
+                        fut.set_result(None)
+                continue
+            if item["type"] != "message":
+                continue
+            if topic.startswith(group_prefix):
+                targets = list(self._groups.get(topic[len(group_prefix) :], ()))
+            else:
+                targets = [topic[len(channel_prefix) :]]
+            self._deliver(targets, item["data"])
+
+    def _deliver(self, targets: list[str], raw: bytes) -> None:
+        now = self.clock()
+        if now - self._last_sweep >= self.expiry:
+            self._last_sweep = now
+            sweep_mailboxes(self._mailboxes, now)
+        try:
+            deadline_ms = int(raw[:DEADLINE_DIGITS])
+            if deadline_ms <= now * 1000:
+                return
+            message = self.codec.decode(raw[DEADLINE_DIGITS:])
+        except Exception as exc:  # a bad publish must not kill the reader
+            logger.error("Dropping unreadable pub/sub message: %s", exc)
+            return
+        for channel in targets:
+            box = self._mailboxes.get(channel)
+            if box is None:
+                box = self._mailboxes[channel] = Mailbox(self.get_capacity(channel))
+            accepted, _ = box.offer(message, deadline_ms / 1000, now)
+            if not accepted:
+                self.dropped += 1
+                logger.warning("channel %r is full; pub/sub message dropped", channel)
+
+    def _encode(self, message: Message) -> bytes:
+        deadline = int((self.clock() + self.expiry) * 1000)
+        return b"%013d" % deadline + self.codec.encode(message)
+
+    # ---------------------------------------------------------------- API
+    async def send(self, channel: str, message: Message) -> None:
+        self.require_valid_message(message)
+        self.require_valid_channel_name(channel)
+        client = self._shard_for(channel).client
+        await cast(Awaitable[Any], client.publish(self._topic(channel), self._encode(message)))
+
+    async def receive(self, channel: str) -> Message:
+        self.require_valid_channel_name(channel)
+        await self._subscribe(channel, self._topic(channel))
+        box = self._mailboxes.get(channel)
+        if box is None:
+            box = self._mailboxes[channel] = Mailbox(self.get_capacity(channel))
+        message, _ = box.take(self.clock())
+        if message is not None:
+            return message
+        fut: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        box.waiters.append(fut)
+        try:
+            return await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                box.unget(fut.result(), self.clock() + self.expiry)
+            else:
+                with contextlib.suppress(ValueError):
+                    box.waiters.remove(fut)
+            raise
+
+    async def new_channel(self, prefix: str = "specific") -> str:
+        channel = f"{prefix}.{uuid.uuid4().hex}"
+        self.require_valid_channel_name(channel)
+        await self._subscribe(channel, self._topic(channel))
+        return channel
+
+    async def group_add(self, group: str, channel: str) -> None:
+        self.require_valid_group_name(group)
+        self.require_valid_channel_name(channel)
+        self._groups.setdefault(group, set()).add(channel)
+        await self._subscribe(group, self._group_topic(group))
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        self.require_valid_group_name(group)
+        self.require_valid_channel_name(channel)
+        members = self._groups.get(group)
+        if members is None:
+            return
+        members.discard(channel)
+        if not members:
+            del self._groups[group]
+            await self._unsubscribe(group, self._group_topic(group))
+
+    async def group_send(self, group: str, message: Message) -> None:
+        self.require_valid_message(message)
+        self.require_valid_group_name(group)
+        client = self._shard_for(group).client
+        await cast(Awaitable[Any], client.publish(self._group_topic(group), self._encode(message)))
+
+    async def flush(self) -> None:
+        """Forget every subscription, group and buffered message of this process."""
+        loop = asyncio.get_running_loop()
+        for shard in self._loops.get(loop, ()):
+            with contextlib.suppress(*RECONNECT_ERRORS):
+                if shard.pubsub.subscribed:
+                    await shard.pubsub.unsubscribe()
+        if loop in self._topics:
+            self._topics[loop] = {}
+        self._groups.clear()
+        for box in self._mailboxes.values():
+            box.buffer.clear()
+        self._mailboxes = {c: b for c, b in self._mailboxes.items() if not b.idle()}
