@@ -165,6 +165,10 @@ class WebSocketProtocol(asyncio.Protocol):
         self._lost = False
         self._awaiting_pong = False
         self._access = AccessLog(config.access_log)
+        # The closing-handshake deadline reuses ws_ping_timeout: both bound how long we wait
+        # for the peer to answer a control frame, and Config has no separate option for it.
+        # It also bounds a close whose output the peer never reads (transport.close() would
+        # otherwise wait forever to flush).
         ping_timeout = config.ws_ping_timeout
         self._close_timeout = ping_timeout if ping_timeout is not None else DEFAULT_CLOSE_TIMEOUT
 
@@ -282,10 +286,17 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def _finish_http(self) -> None:
         """After an HTTP refusal/denial: close; the app sees a disconnect (no Close frame)."""
-        self._cancel_timer()
-        if self.transport is not None:
-            self.transport.close()
+        self._close_transport()
         self._deliver_disconnect(CLOSE_ABNORMAL, "")
+
+    def _close_transport(self) -> None:
+        """Close after flushing, but never wait longer than the close timeout for a peer
+        that does not read what is still buffered (then abort)."""
+        transport = self.transport
+        if transport is None or self._lost:
+            return
+        transport.close()
+        self._set_timer(self._close_timeout, self._on_close_timeout)
 
     def _log(self, status: int) -> None:
         """One access-log line per handshake outcome (101, 403, denial status, 4xx/5xx)."""
@@ -380,7 +391,7 @@ class WebSocketProtocol(asyncio.Protocol):
             self._set_timer(self._close_timeout, self._on_close_timeout)
         else:
             # The closing handshake is complete: the server closes TCP first (§7.1.1).
-            transport.close()
+            self._close_transport()
 
     def eof_received(self) -> bool | None:
         # The peer half-closed: nothing more to read, so close our side too.
@@ -399,10 +410,18 @@ class WebSocketProtocol(asyncio.Protocol):
     def pause_writing(self) -> None:
         if self.flow is not None:
             self.flow.pause_writing()
+        if self.conn is not None:
+            self.conn.hold_pongs = True  # the peer is not reading: don't pile up pongs
 
     def resume_writing(self) -> None:
         if self.flow is not None:
             self.flow.resume_writing()
+        conn = self.conn
+        if conn is not None:
+            conn.hold_pongs = False
+            out = conn.owed_pong()
+            if out:
+                self._write(out)
 
     def _deliver_disconnect(self, code: int, reason: str) -> None:
         if not self._disconnected:
@@ -475,7 +494,7 @@ class WebSocketProtocol(asyncio.Protocol):
             self._log(403)
         elif conn.state is not State.DENYING:
             return
-        transport.close()
+        self._close_transport()
         self._deliver_disconnect(CLOSE_ABNORMAL, "")
         if self.task is not None:
             self.task.cancel()
@@ -496,6 +515,9 @@ class WebSocketProtocol(asyncio.Protocol):
     def _on_pong(self) -> None:
         if self._awaiting_pong:
             self._awaiting_pong = False
+            conn = self.conn
+            if conn is None or conn.state is not State.OPEN:
+                return  # closing: the one timer now holds the close deadline, keep it
             interval = self.config.ws_ping_interval
             if interval is not None:
                 self._set_timer(interval, self._on_ping_timer)
@@ -519,7 +541,7 @@ class WebSocketProtocol(asyncio.Protocol):
         if out:
             self._write(out)
         self._deliver_disconnect(closed.code, closed.reason)
-        transport.close()
+        self._close_transport()
 
     def _on_close_timeout(self) -> None:
         """The peer never answered our Close (or never hung up after a failure)."""

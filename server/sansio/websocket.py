@@ -76,6 +76,10 @@ JOIN_LIMIT: Final = 64 * 1024
 # (deflate expands at most ~1032:1, so one slice yields at most ~4 MiB).
 _DEFLATE_FEED_SLICE: Final = 4 * 1024
 
+# A message arriving in more pieces than this (fragments or socket reads) has each run of this
+# many pieces joined into one, bounding per-piece object overhead to ~1/4 byte per payload byte.
+_JOIN_PIECES: Final = 256
+
 
 def _phrase(status: int) -> bytes:
     try:
@@ -96,6 +100,9 @@ _RESERVED_ACCEPT_HEADERS: Final = frozenset(
         b"transfer-encoding",
     }
 )
+
+# Header names the server controls on a denial response (websocket.http.response.start).
+_DENIAL_SERVER_HEADERS: Final = frozenset({b"connection", b"transfer-encoding"})
 
 _TOKEN_CHARS: Final = frozenset(
     b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -212,6 +219,53 @@ def accept_token(key: bytes) -> bytes:
     return base64.b64encode(hashlib.sha1(key + _ACCEPT_GUID).digest())
 
 
+# RFC 7692 §7.1: the parameters a client may put in a permessage-deflate offer, and whether
+# each takes a value ("yes"), must not ("no") or may ("maybe": client_max_window_bits alone
+# means "I can handle any value you answer").
+_DEFLATE_OFFER_PARAMS: Final = {
+    "server_no_context_takeover": "no",
+    "client_no_context_takeover": "no",
+    "server_max_window_bits": "yes",
+    "client_max_window_bits": "maybe",
+}
+
+
+def _normalize_deflate_offer(offer: str) -> str | None:
+    """The offer rewritten for wsproto, or None if RFC 7692 §5 says to decline it.
+
+    §5: decline an offer with an unknown parameter, an invalid value or a repeated parameter.
+    wsproto ignores unknown names and cannot read quoted values, so we check first.
+    """
+    parts = [p.strip() for p in offer.split(";")]
+    out = [parts[0]]
+    seen: set[str] = set()
+    for param in parts[1:]:
+        name, eq, value = param.partition("=")
+        name = name.strip().lower()
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]  # §7.1.2.1: a quoted-string form is allowed
+        kind = _DEFLATE_OFFER_PARAMS.get(name)
+        if kind is None or name in seen:
+            return None
+        seen.add(name)
+        if kind == "no":
+            if eq:
+                return None
+            out.append(name)
+        elif not eq:
+            if kind == "yes":
+                return None
+            out.append(name)
+        else:
+            # §7.1.2: a decimal 8-15 without leading zeros; zlib's raw deflate cannot use 8,
+            # so 8 means "not supported" and the offer is declined (wsproto refuses it too).
+            if not (value.isdigit() and value[0] != "0" and 9 <= int(value) <= 15):
+                return None
+            out.append(f"{name}={value}")
+    return "; ".join(out)
+
+
 def negotiate_deflate(offers: Iterable[str]) -> tuple[PerMessageDeflate, str] | None:
     """Accept the first acceptable permessage-deflate offer (RFC 7692 §5).
 
@@ -221,10 +275,13 @@ def negotiate_deflate(offers: Iterable[str]) -> tuple[PerMessageDeflate, str] | 
         name = offer.split(";", 1)[0].strip().lower()
         if name != PerMessageDeflate.name:
             continue
+        normalized = _normalize_deflate_offer(offer)
+        if normalized is None:
+            continue  # declined: try the next offer
         ext = PerMessageDeflate()  # fresh per offer: accept() mutates it even on refusal
         try:
-            params = ext.accept(offer)
-        except ValueError:  # malformed window bits: decline this offer, try the next one
+            params = ext.accept(normalized)
+        except ValueError:  # defensive: values were validated above
             continue
         if isinstance(params, str):
             return ext, f"{PerMessageDeflate.name}; {params}" if params else PerMessageDeflate.name
@@ -306,6 +363,11 @@ Frame = bytes | tuple[bytes, bytes]
 _fanout_cache: tuple[object, Frame] = (None, b"")
 
 
+def _not_utf8(exc: UnicodeEncodeError) -> ASGIWebSocketError:
+    # A str with lone surrogates cannot be sent as a text frame (RFC 6455 §5.6: UTF-8).
+    return ASGIWebSocketError(f"websocket.send 'text' is not encodable as UTF-8: {exc.reason}")
+
+
 def encode_data_frame(data: str | bytes | bytearray | memoryview) -> Frame:
     """Encode one unfragmented, uncompressed text (``str``) or binary message frame."""
     global _fanout_cache
@@ -314,7 +376,10 @@ def encode_data_frame(data: str | bytes | bytearray | memoryview) -> Frame:
     if data is last or (type(data) is type(last) and data == last):
         return cached[1]
     if isinstance(data, str):
-        payload = data.encode("utf-8")
+        try:
+            payload = data.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise _not_utf8(exc) from None
         first = 0x80 | OP_TEXT
     else:
         payload = data if type(data) is bytes else bytes(data)
@@ -324,6 +389,10 @@ def encode_data_frame(data: str | bytes | bytearray | memoryview) -> Frame:
     if type(data) is str or type(data) is bytes:
         _fanout_cache = (data, frame)
     return frame
+
+
+# RFC 6455 §5.5: a control frame payload is ≤125 bytes; a Close spends 2 on the status code.
+MAX_CLOSE_REASON_BYTES: Final = 123
 
 
 def close_payload_reason(reason: str) -> str:
@@ -380,13 +449,16 @@ class WebSocketConnection:
         "_extension_header",
         "_input_broken",
         "_max_size",
+        "_msg_joined",
         "_msg_parts",
         "_msg_size",
         "_outbox",
+        "_owed_pong",
         "_pending_input",
         "_per_message_deflate",
         "_ws",
         "handshake",
+        "hold_pongs",
         "state",
     )
 
@@ -406,8 +478,13 @@ class WebSocketConnection:
         self._input_broken = False
         # Pieces of the message being received: all str (text) or all bytes (binary).
         self._msg_parts: list[Any] = []
+        self._msg_joined = 0  # leading entries of _msg_parts that are already joined runs
         self._msg_size = 0
         self._outbox = bytearray()
+        # Set by the I/O layer while the peer is not reading our output: pings are then
+        # answered once, for the latest one, when writing resumes (see ``owed_pong``).
+        self.hold_pongs = False
+        self._owed_pong: bytes | None = None
         self._denial_head: tuple[int, list[tuple[bytes, bytes]], bytes | None, bytes | None] | None
         self._denial_head = None
         self._chunked = False
@@ -454,8 +531,8 @@ class WebSocketConnection:
             parts.append(
                 b"sec-websocket-extensions: " + self._extension_header.encode("latin-1") + b"\r\n"
             )
-        if server is not None:
-            parts.append(b"server: " + server + b"\r\n")
+        if server is not None and not any(n.lower() == b"server" for n, _ in headers):
+            parts.append(b"server: " + server + b"\r\n")  # the app's own Server wins
         for name, value in headers:
             parts.append(name + b": " + value + b"\r\n")
         parts.append(b"\r\n")
@@ -481,9 +558,30 @@ class WebSocketConnection:
         first body chunk so each ASGI send is one write."""
         self._require(State.CONNECTING, "websocket.http.response.start")
         status = message.get("status")
-        if type(status) is not int or not 100 <= status <= 999 or status == 101:
+        # 1xx are interim responses (RFC 9110 §15.2): a client would wait for the final one.
+        if type(status) is not int or not 200 <= status <= 999:
             raise ASGIWebSocketError(f"invalid denial response status {status!r}")
-        headers = _app_headers(message.get("headers"))
+        headers = []
+        has_length = False
+        for name, value in _app_headers(message.get("headers")):
+            lname = name.lower()
+            if lname in _DENIAL_SERVER_HEADERS:
+                # The server owns framing and the connection (it always closes after a
+                # denial), so the app's values would contradict ours: drop them.
+                continue
+            if lname == b"content-length":
+                # RFC 9110 §8.6: one non-negative decimal; as for http.response.start, a bad
+                # value is the app's error rather than something to guess around.
+                if not value.strip().isdigit():
+                    raise ASGIWebSocketError(f"invalid denial content-length {value!r}")
+                if has_length:
+                    raise ASGIWebSocketError("denial response has several content-length headers")
+                has_length = True
+            elif lname == b"server":
+                server = None  # the app's own Server/Date replace ours, not duplicate them
+            elif lname == b"date":
+                date = None
+            headers.append((name, value))
         self.state = State.DENYING
         self._denial_head = (status, headers, server, date)
 
@@ -549,7 +647,10 @@ class WebSocketConnection:
             return encode_data_frame(data)
         assert self._ws is not None
         if isinstance(data, str):
-            return bytes(self._ws.send(TextMessage(data=data)))
+            try:
+                return bytes(self._ws.send(TextMessage(data=data)))
+            except UnicodeEncodeError as exc:  # raised before wsproto changes any state
+                raise _not_utf8(exc) from None
         return bytes(self._ws.send(BytesMessage(data=bytes(data))))
 
     def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> bytes:
@@ -570,7 +671,19 @@ class WebSocketConnection:
         self._input_broken = True
         self._pending_input.clear()
         self._msg_parts = []
+        self._msg_joined = 0
         return Closed(code, reason, failed=True)
+
+    def owed_pong(self) -> bytes:
+        """The Pong for the latest Ping held while ``hold_pongs`` was set (or ``b""``)."""
+        payload = self._owed_pong
+        if payload is None:
+            return b""
+        self._owed_pong = None
+        ws = self._ws
+        if self.state is not State.OPEN or ws is None or ws.state is not WsprotoState.OPEN:
+            return b""
+        return bytes(ws.send(Pong(payload=payload)))
 
     def ping(self, payload: bytes = b"") -> bytes:
         if self.state is not State.OPEN or self._ws is None:
@@ -615,6 +728,14 @@ class WebSocketConnection:
                 raise ASGIWebSocketError(f"invalid WebSocket close code {code!r}")
             if not isinstance(reason, str):
                 raise ASGIWebSocketError("websocket.close 'reason' must be str")
+            # (30 characters are at most 120 UTF-8 bytes: short reasons skip the encode.)
+            if len(reason) > 30 and len(reason.encode("utf-8")) > MAX_CLOSE_REASON_BYTES:
+                # RFC 6455 §5.5: a control frame payload is at most 125 bytes, 2 of them the
+                # code.  Silently cutting the app's text would hide its bug: refuse instead.
+                raise ASGIWebSocketError(
+                    f"websocket.close 'reason' is {len(reason.encode('utf-8'))} bytes in UTF-8; "
+                    f"a Close frame carries at most {MAX_CLOSE_REASON_BYTES}"
+                )
             if self.state is State.CONNECTING:
                 return self.deny(403, server=server, date=date)
             if self.state is State.DENYING:
@@ -689,7 +810,12 @@ class WebSocketConnection:
             elif isinstance(event, Ping):
                 # RFC 6455 §5.5.2/§5.5.3: answer with a Pong carrying the same payload.
                 if ws.state is WsprotoState.OPEN:
-                    self._outbox += ws.send(Pong(payload=event.payload))
+                    if self.hold_pongs:
+                        # §5.5.3 lets us answer only the most recent Ping.  A peer that pings
+                        # but never reads would otherwise make us buffer pongs without bound.
+                        self._owed_pong = bytes(event.payload)
+                    else:
+                        self._outbox += ws.send(Pong(payload=event.payload))
             elif isinstance(event, Pong):
                 return PongReceived(bytes(event.payload))
             elif isinstance(event, CloseConnection):
@@ -708,11 +834,22 @@ class WebSocketConnection:
             if self._msg_size > self._max_size:
                 # RFC 6455 §7.4.1: 1009, the message is too big to process.
                 return self.fail(CLOSE_TOO_BIG, "message too big")
-            self._msg_parts.append(piece)
+            parts = self._msg_parts
+            parts.append(piece)
+            if len(parts) - self._msg_joined >= _JOIN_PIECES:
+                # Many small fragments: join the latest run so per-object overhead (~50 bytes
+                # per piece) cannot multiply the memory that ws_max_size is meant to bound.
+                # Only the new run is copied, so each byte is copied once more at most.
+                start = self._msg_joined
+                parts[start:] = [
+                    "".join(parts[start:]) if type(piece) is str else b"".join(parts[start:])
+                ]
+                self._msg_joined = start + 1
         if not event.message_finished:
             return None
         parts = self._msg_parts
         self._msg_parts = []
+        self._msg_joined = 0
         self._msg_size = 0
         # A message that arrived in one read is one piece: hand it over without joining.
         if isinstance(event, TextMessage):

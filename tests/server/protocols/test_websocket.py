@@ -522,3 +522,53 @@ async def test_early_bytes_beyond_limit_pause_reading() -> None:
     proto.data_received(b"\x00" * (wsmod.MAX_EARLY_BYTES + 1))
     assert not transport.reading
     h.finish.set()
+
+
+# ------------------------------------------------------------------------- review hardening
+
+
+async def test_pongs_held_while_peer_not_reading_then_one_for_latest_ping() -> None:
+    # RFC 6455 §5.5.3: only the most recent Ping needs an answer; a peer that pings without
+    # reading must not make us buffer one Pong per Ping.
+    proto, transport, _, h = await accepted(ws_ping_interval=None)
+    transport.fill()
+    proto.data_received(b"".join(client_frames(Ping(payload=b"%d" % i)) for i in range(500)))
+    assert transport.writes == []
+    transport.drain_buffer()
+    assert transport.writes == [b"\x8a\x03499"]
+    proto.data_received(client_frames(Ping(payload=b"now")))
+    assert transport.writes[-1] == b"\x8a\x03now"  # answered directly again
+    h.finish.set()
+
+
+async def test_close_after_peer_close_is_bounded_by_abort_timer() -> None:
+    # transport.close() waits to flush; a peer that never reads must not keep us forever.
+    proto, transport, _, h = await accepted(ws_ping_interval=None, ws_ping_timeout=3.0)
+    proto.data_received(client_frames(CloseConnection(code=1000)))
+    assert transport.closed
+    assert proto._timer is not None and proto._timer.when() - proto.loop.time() > 2.5
+    fire(proto, "_on_close_timeout")
+    assert transport.aborted
+    await settle()
+    assert proto._timer is None
+    h.finish.set()
+
+
+async def test_ping_timeout_close_is_bounded_by_abort_timer() -> None:
+    proto, transport, _, h = await accepted(ws_ping_interval=1.0, ws_ping_timeout=1.0)
+    fire(proto, "_on_ping_timer")
+    fire(proto, "_on_ping_timeout")
+    assert transport.closed and not transport.aborted
+    fire(proto, "_on_close_timeout")
+    assert transport.aborted
+    h.finish.set()
+
+
+async def test_late_pong_keeps_the_close_deadline() -> None:
+    proto, transport, _, h = await accepted(ws_ping_interval=1.0, ws_ping_timeout=1.0)
+    fire(proto, "_on_ping_timer")  # Ping sent, Pong awaited
+    await h.send({"type": "websocket.close"})
+    proto.data_received(client_frames(Pong(payload=b"")))
+    fire(proto, "_on_close_timeout")
+    assert transport.aborted
+    h.finish.set()

@@ -282,9 +282,19 @@ def test_send_and_close_when_open() -> None:
     assert isinstance(ClientDisconnected(), OSError)
 
 
-def test_close_reason_truncated_to_fit_control_frame() -> None:
+def test_close_reason_longer_than_a_control_frame_is_an_app_error() -> None:
+    # RFC 6455 §5.5: ≤125-byte payload = 2-byte code + ≤123 bytes of reason.
     conn = opened()
-    out = frame_bytes(conn.app_message({"type": "websocket.close", "reason": "é" * 100}))
+    with pytest.raises(ws.ASGIWebSocketError, match="123"):
+        conn.app_message({"type": "websocket.close", "reason": "é" * 62})  # 124 bytes
+    assert conn.state is ws.State.OPEN  # nothing sent: the app can still close properly
+    out = frame_bytes(conn.app_message({"type": "websocket.close", "reason": "é" * 61 + "x"}))
+    assert out[1] == 125 and out[4:].decode("utf-8") == "é" * 61 + "x"
+
+
+def test_server_generated_close_reason_truncated_to_fit_control_frame() -> None:
+    conn = opened()
+    out = frame_bytes(conn.close(1001, "é" * 100))
     assert out[1] <= 125
     out[4:].decode("utf-8")  # still valid UTF-8 after truncation
 
@@ -549,3 +559,150 @@ def test_deflate_bomb_stops_at_max_size() -> None:
     conn.receive_data(wire)
     (event,) = drain(conn)
     assert isinstance(event, Closed) and event.code == 1009
+
+
+# ------------------------------------------------------------------------- review hardening
+
+
+def test_held_pongs_answer_only_the_latest_ping() -> None:
+    # RFC 6455 §5.5.3: while the peer is not reading, only the most recent Ping is answered.
+    conn = opened()
+    c = client()
+    conn.hold_pongs = True
+    for i in range(1000):
+        conn.receive_data(bytes(c.send(Ping(payload=b"%d" % i))))
+    assert conn.next_event() is None
+    assert conn.data_to_send() == b""
+    conn.hold_pongs = False
+    c.receive_data(conn.owed_pong())
+    assert [e.payload for e in c.events() if isinstance(e, Pong)] == [b"999"]
+    assert conn.owed_pong() == b""
+
+
+@pytest.mark.parametrize(
+    ("offer", "expected"),
+    [
+        ("permessage-deflate; x-foo", None),
+        ("permessage-deflate; client_no_context_takeover; client_no_context_takeover", None),
+        ("permessage-deflate; server_no_context_takeover=1", None),
+        ("permessage-deflate; server_max_window_bits", None),
+        ("permessage-deflate; server_max_window_bits=010", None),
+        ("permessage-deflate; client_max_window_bits=8", None),
+        ('permessage-deflate; server_max_window_bits="12"', "server_max_window_bits=12"),
+        ("permessage-deflate; Server_No_Context_Takeover", "server_no_context_takeover"),
+    ],
+)
+def test_deflate_offer_validation(offer: str, expected: str | None) -> None:
+    # RFC 7692 §5: unknown, repeated or invalid parameters → decline the offer.
+    result = ws.negotiate_deflate([offer])
+    if expected is None:
+        assert result is None
+    else:
+        assert result is not None and expected in result[1]
+
+
+def test_denial_drops_server_owned_headers() -> None:
+    conn = WebSocketConnection(Handshake(key=KEY), max_size=1 << 20)
+    conn.app_message(
+        {
+            "type": "websocket.http.response.start",
+            "status": 401,
+            "headers": [
+                (b"connection", b"keep-alive"),
+                (b"transfer-encoding", b"chunked"),
+                (b"server", b"app"),
+            ],
+        },
+        server=b"ours",
+        date=b"today",
+    )
+    out = frame_bytes(conn.app_message({"type": "websocket.http.response.body", "body": b"no"}))
+    head, _, body = out.partition(b"\r\n\r\n")
+    assert head.split(b"\r\n")[1:] == [
+        b"date: today",
+        b"server: app",
+        b"content-length: 2",
+        b"connection: close",
+    ]
+    assert body == b"no"
+
+
+@pytest.mark.parametrize("deflate", [False, True])
+def test_text_with_lone_surrogate_is_a_clear_app_error(deflate: bool) -> None:
+    conn = WebSocketConnection(
+        Handshake(key=KEY, extension_offers=["permessage-deflate"] if deflate else []),
+        max_size=1 << 20,
+        per_message_deflate=deflate,
+    )
+    conn.accept({"type": "websocket.accept"})
+    with pytest.raises(ASGIWebSocketError, match="UTF-8"):
+        conn.app_message({"type": "websocket.send", "text": "a\ud800b"})
+    assert frame_bytes(conn.app_message({"type": "websocket.send", "text": "ok"}))  # usable
+
+
+@pytest.mark.parametrize("status", [100, 101, 199, 1000, "403"])
+def test_denial_status_must_be_final(status: Any) -> None:
+    conn = WebSocketConnection(Handshake(key=KEY), max_size=1 << 20)
+    with pytest.raises(ASGIWebSocketError, match="status"):
+        conn.app_message({"type": "websocket.http.response.start", "status": status})
+    assert conn.state is State.CONNECTING
+
+
+def test_accept_app_server_header_replaces_ours() -> None:
+    conn = WebSocketConnection(Handshake(key=KEY), max_size=1 << 20)
+    out = conn.accept({"type": "websocket.accept", "headers": [(b"Server", b"app")]}, server=b"us")
+    assert out.count(b"erver: ") == 1 and b"Server: app\r\n" in out
+
+
+_frame_strategy = st.tuples(
+    st.integers(min_value=0, max_value=255),  # FIN, RSV1-3 and opcode: anything
+    st.binary(max_size=200),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_frame_strategy, max_size=12), st.booleans(), st.integers(1, 64))
+def test_random_masked_frames_only_documented_outcomes(
+    frames: list[tuple[int, bytes]], deflate: bool, step: int
+) -> None:
+    """Well-masked frames with arbitrary header bits and payloads (also through the deflate
+    decoder): parsing ends in messages, pongs or a Close with a legal code, never a crash."""
+    conn = WebSocketConnection(
+        Handshake(key=KEY, extension_offers=["permessage-deflate"] if deflate else []),
+        max_size=1000,
+        per_message_deflate=deflate,
+    )
+    conn.accept({"type": "websocket.accept"})
+    data = b"".join(masked_frame(first, payload) for first, payload in frames)
+    closed = 0
+    for i in range(0, len(data), step):
+        conn.receive_data(data[i : i + step])
+        for event in drain(conn):
+            assert isinstance(event, MessageReceived | PongReceived | Closed)
+            if isinstance(event, Closed):
+                closed += 1
+                assert event.code in {1000, 1001, 1002, 1003, 1005, 1007, 1009} or (
+                    1008 <= event.code <= 1014 or 3000 <= event.code <= 4999
+                ), event
+        out = conn.data_to_send()
+        if out:
+            reader = client()
+            reader.receive_data(out)  # what we write is always well-formed for a client
+            assert all(
+                not isinstance(e, CloseConnection) or e.code >= 1000 for e in reader.events()
+            )
+    assert closed <= 1
+    assert conn.state in (State.OPEN, State.CLOSED)
+
+
+@pytest.mark.parametrize(
+    "lengths", [[b"bogus"], [b"-1"], [b"3", b"3"], [b"3", b"4"]], ids=["text", "neg", "2x", "diff"]
+)
+def test_denial_bad_content_length_is_an_app_error(lengths: list[bytes]) -> None:
+    conn = WebSocketConnection(Handshake(key=KEY), max_size=1 << 20)
+    headers = [(b"content-length", v) for v in lengths]
+    with pytest.raises(ASGIWebSocketError, match="content-length"):
+        conn.app_message(
+            {"type": "websocket.http.response.start", "status": 403, "headers": headers}
+        )
+    assert conn.state is State.CONNECTING
