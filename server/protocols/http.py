@@ -16,6 +16,7 @@ import asyncio
 import logging
 import os
 from typing import Any, Final, cast
+from urllib.parse import quote
 
 from server.access_log import AccessLog
 from server.config import Config
@@ -48,12 +49,31 @@ BODY_HIGH_WATER: Final = 64 * 1024
 PIPELINE_HIGH_WATER: Final = 64 * 1024
 # Chunk size for the read-and-write fallback of pathsend/zerocopysend (no sendfile).
 FILE_CHUNK: Final = 256 * 1024
+# Lingering close (RFC 9112 section 9.6): when we close while the client may still be sending
+# (an error, or a response given without reading the whole body), closing the socket at once
+# makes the kernel answer the unread bytes with a RST, which can destroy our response before
+# the client reads it (the unsent part of the send queue is dropped too).  Instead we half-close
+# (FIN after our response), discard whatever still arrives, and close when the client does or
+# after this many seconds.
+LINGER_TIMEOUT: Final = 2.0
 
 _DISCONNECT: Final = {"type": "http.disconnect"}
 _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 # Timer kinds (one timer handle per connection; see HttpProtocol._arm_timer).
 _NO_TIMER, _KEEP_ALIVE, _REQUEST_HEAD = 0, 1, 2
+
+
+def _server_line(config: Config) -> bytes:
+    """The ``Server`` header line, or nothing.  The name comes from the command line or the
+    environment: one that cannot be a field value (CR/LF/NUL would split the response, RFC
+    9110 section 5.5) is left out rather than written or allowed to crash every connection."""
+    if not config.server_header or not config.server_name:
+        return b""
+    value = config.server_name.encode("latin-1", "replace")
+    if b"\r" in value or b"\n" in value or b"\0" in value:
+        return b""
+    return b"server: " + value + b"\r\n"
 
 
 class RequestCycle:
@@ -70,6 +90,7 @@ class RequestCycle:
         "request_done",
         "response",
         "scope",
+        "task",
         "waiter",
     )
 
@@ -87,6 +108,7 @@ class RequestCycle:
         self.disconnected = False
         self.continue_pending = head.expect_continue
         self.waiter: asyncio.Future[Message] | None = None
+        self.task: asyncio.Task[None] | None = None
 
     # --- receive -----------------------------------------------------------------------
     def _take(self) -> Message | None:
@@ -172,8 +194,11 @@ class RequestCycle:
     # --- send --------------------------------------------------------------------------
     async def send(self, message: Message) -> None:
         if self.disconnected:
-            return  # ASGI: sends after the client went away are no-ops
-        kind = message["type"]
+            # ASGI: sends after the client went away are no-ops.  Still yield to the loop: an
+            # app streaming in a tight loop would otherwise never let anything else run.
+            await asyncio.sleep(0)
+            return
+        kind = message.get("type")
         response = self.response
         proto = self.proto
         if kind == "http.response.body":
@@ -186,6 +211,10 @@ class RequestCycle:
                 await proto.flow.drain()
         elif kind == "http.response.start":
             response.start(message, proto.default_headers())
+            if self.continue_pending and not self.request_done and not self.body_size:
+                # A final answer without asking for the body: the client will not send it,
+                # so this connection ends with the response; say so (RFC 9110 section 10.1.1).
+                response.keep_alive = False
         elif kind == "http.response.trailers":
             parts = response.send_trailers(
                 message.get("headers", ()), message.get("more_trailers", False)
@@ -230,6 +259,8 @@ class HttpProtocol(asyncio.Protocol):
         self.closed = False
         self._processing = False
         self._upgraded = False
+        self._lingering = False
+        self._cycle_waiting = False
         self._shutdown = False
         self._head_bytes = False
         self._timer: asyncio.TimerHandle | None = None
@@ -237,13 +268,10 @@ class HttpProtocol(asyncio.Protocol):
         self._deadline = 0.0
         self._access = AccessLog(config.access_log)
         self._date = config.date_header
-        self._server_line = (
-            b"server: " + config.server_name.encode("latin-1") + b"\r\n"
-            if config.server_header and config.server_name
-            else b""
-        )
+        self._server_line = _server_line(config)
         health = config.health_check_path
-        self._health = health.encode("ascii") if health else None
+        # Compared with the raw (percent-encoded) path, so encoded the same way once here.
+        self._health = quote(health).encode("ascii") if health else None
 
     # --- asyncio callbacks -------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -297,17 +325,29 @@ class HttpProtocol(asyncio.Protocol):
         cycle = self.cycle
         if cycle is not None:
             cycle.lost()
+            task = cycle.task
+            if task is not None and not task.done():
+                # --application-close-timeout (as in Daphne): an app that ignores the
+                # disconnect is cancelled after this long instead of running forever.
+                self.loop.call_later(self.config.application_close_timeout, task.cancel)
 
     def pause_writing(self) -> None:
         self.flow.pause_writing()
 
     def resume_writing(self) -> None:
         self.flow.resume_writing()
+        if self._cycle_waiting:
+            self._cycle_waiting = False
+            if not self.closed:
+                self._start_next_cycle()
 
     # --- runtime API -------------------------------------------------------------------
     def shutdown(self) -> None:
         """Graceful stop: close now when idle, else after the in-flight response."""
         self._shutdown = True
+        if self._lingering:
+            self.transport.close()  # the server is stopping: no need to wait for the client
+            return
         if self.closed or self._upgraded:
             return
         cycle = self.cycle
@@ -316,13 +356,22 @@ class HttpProtocol(asyncio.Protocol):
         else:
             cycle.response.keep_alive = False  # "connection: close" if the head is not out yet
 
-    def close(self) -> None:
+    def close(self, linger: bool = False) -> None:
+        """Close the connection; ``linger`` when the client may still be sending (see
+        ``LINGER_TIMEOUT``)."""
         if not self.closed:
-            self.closed = True
+            self.closed = True  # data_received now discards everything
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-            self.transport.close()
+            transport = self.transport
+            if linger and not self._shutdown and transport.can_write_eof():
+                self._lingering = True
+                self.flow.resume_reading()  # keep draining the socket so no RST is needed
+                transport.write_eof()  # sent once our response is flushed
+                self._timer = self.loop.call_later(LINGER_TIMEOUT, transport.close)
+            else:
+                transport.close()
 
     def abort(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -406,12 +455,7 @@ class HttpProtocol(asyncio.Protocol):
         if limit is not None and len(state.connections) + len(state.tasks) > limit:
             self._respond_directly(head, 503, b"Service Unavailable", close=True)
             return False
-        if (
-            head.upgrade is not None
-            and head.method == b"GET"
-            and b"websocket" in head.upgrade
-            and self._upgrade(head)
-        ):
+        if head.websocket and self._upgrade(head):
             return False
         info = self.info
         assert info is not None
@@ -436,7 +480,7 @@ class HttpProtocol(asyncio.Protocol):
         )
         cycle = RequestCycle(self, scope, head, response)
         self.cycle = cycle
-        task = self.loop.create_task(self._run_app(cycle))
+        task = cycle.task = self.loop.create_task(self._run_app(cycle))
         state.tasks.add(task)
         task.add_done_callback(state.tasks.discard)
         return True
@@ -504,8 +548,16 @@ class HttpProtocol(asyncio.Protocol):
                 return
         if not self.closed:
             body = exc.reason.encode("latin-1", "replace") + b"\n"
-            self.transport.write(simple_response(exc.status, body, extra=self.default_headers()))
-        self.close()
+            head = self.parser.head
+            self.transport.write(
+                simple_response(
+                    exc.status,
+                    body,
+                    extra=self.default_headers(),
+                    head_request=head is not None and head.method == b"HEAD",
+                )
+            )
+        self.close(linger=True)
 
     # --- end of a response -------------------------------------------------------------
     def response_done(self, cycle: RequestCycle) -> None:
@@ -530,8 +582,22 @@ class HttpProtocol(asyncio.Protocol):
     def _next_cycle(self, keep_alive: bool) -> None:
         self.cycle = None
         if not keep_alive or self._shutdown or self.closed:
-            self.close()
+            # The request body may not have been read to its end (the app answered early), or
+            # pipelined requests we will not answer may be arriving.
+            parser = self.parser
+            self.close(linger=not parser.body_complete or parser.buffered > 0)
             return
+        if self.flow.write_paused:
+            # The client is not reading our responses.  A finished response never waits for
+            # drain(), so without this a client pipelining many requests would make us run
+            # them all and buffer every response in memory; the next request waits instead
+            # until the transport's buffer is below its low-water mark (resume_writing).
+            self._cycle_waiting = True
+            self.flow.pause_reading()
+            return
+        self._start_next_cycle()
+
+    def _start_next_cycle(self) -> None:
         parser = self.parser
         parser.start_next_cycle()
         if self.body_paused:
@@ -571,15 +637,20 @@ class HttpProtocol(asyncio.Protocol):
             if self.flow.write_paused:
                 self.abort()
             else:
-                self.close()
+                self.close(linger=not cycle.request_done)
             return
         if not self.closed:
             self.transport.write(
-                simple_response(500, b"Internal Server Error\n", extra=self.default_headers())
+                simple_response(
+                    500,
+                    b"Internal Server Error\n",
+                    extra=self.default_headers(),
+                    head_request=cycle.head.method == b"HEAD",
+                )
             )
             self._log(cycle.head, 500)
         self.cycle = None
-        self.close()
+        self.close(linger=not cycle.request_done)
 
     # --- http.response.pathsend --------------------------------------------------------
     async def send_file(self, cycle: RequestCycle, path: str) -> None:
@@ -681,4 +752,6 @@ class HttpProtocol(asyncio.Protocol):
             self.transport.write(
                 simple_response(408, b"Request Timeout\n", extra=self.default_headers())
             )
+            self.close(linger=True)  # part of a head is unread: let the 408 arrive
+            return
         self.close()

@@ -19,6 +19,7 @@ Design notes
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any, Final, cast
 
@@ -55,12 +56,14 @@ class RequestHead:
         "expect_continue",
         "has_body",
         "headers",
+        "host",
         "http_version",
         "keep_alive",
         "method",
         "target",
         "te_trailers",
         "upgrade",
+        "websocket",
     )
 
     def __init__(self, request: h11.Request) -> None:
@@ -76,9 +79,16 @@ class RequestHead:
         expect = False
         upgrade: bytes | None = None
         te_trailers = False
+        host: bytes | None = None
         # h11 keeps (raw name, lowercased name, value); reading its list directly avoids
         # rebuilding a tuple per header through Headers.__getitem__ (stable since h11 0.10).
         for _raw, name, value in request.headers._full_items:
+            if b"_" in name:
+                # CVE-2015-0219: Django (like CGI/WSGI) maps both "X-Auth-User" and
+                # "X_Auth_User" to HTTP_X_AUTH_USER, so a client could spoof a header a
+                # front proxy sets (the proxy strips only the dashed one).  Daphne and
+                # Django's runserver drop such fields; so do we (no framing header has one).
+                continue
             append((name, value))
             if name in _INTERESTING:
                 if name == b"content-length":
@@ -92,8 +102,11 @@ class RequestHead:
                 elif name == b"upgrade":
                     upgrade = value.lower()
                 elif name == b"te":
-                    te_trailers = b"trailers" in _tokens(value)
+                    te_trailers = te_trailers or b"trailers" in _tokens(value)
+                elif name == b"host":
+                    host = value  # h11 already refused a second Host field
         self.headers = headers
+        self.host = host
         self.content_length = content_length
         self.chunked = chunked
         self.has_body = chunked or bool(content_length)
@@ -106,12 +119,66 @@ class RequestHead:
         self.expect_continue = expect and http11 and self.has_body
         # Only an upgrade the client also announced in Connection counts (RFC 9110 7.8).
         self.upgrade = upgrade if b"upgrade" in connection else None
+        # RFC 6455 section 4.2.1: the opening handshake is an HTTP/1.1 (or later) GET whose
+        # Upgrade field lists the "websocket" token (a token, not a substring).
+        self.websocket = (
+            self.upgrade is not None
+            and http11
+            and self.method == b"GET"
+            and b"websocket" in _tokens(self.upgrade)
+        )
         self.te_trailers = te_trailers and http11
 
 
 _INTERESTING = frozenset(
-    (b"content-length", b"transfer-encoding", b"connection", b"expect", b"upgrade", b"te")
+    (
+        b"content-length",
+        b"transfer-encoding",
+        b"connection",
+        b"expect",
+        b"upgrade",
+        b"te",
+        b"host",
+    )
 )
+
+# Host = uri-host [ ":" port ] (RFC 9110 section 7.2, RFC 3986 section 3.2.2): an IP-literal in
+# brackets (with an RFC 6874 zone id) or a reg-name (unreserved / pct-encoded / sub-delims; an
+# IPv4 address is one too).
+_HOST_RE: Final = re.compile(rb"(?:\[[0-9A-Za-z:.%]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?")
+
+_ABSOLUTE_RE: Final = re.compile(rb"[A-Za-z][A-Za-z0-9+.\-]*://([^/?#]+)")
+
+
+def _use_authority(head: RequestHead, authority: bytes) -> None:
+    """RFC 9112 section 3.2.2: with an absolute-form target the server MUST ignore the Host
+    field and use the target's authority instead; the app sees it as its Host header."""
+    host = authority.rpartition(b"@")[2]  # userinfo is not part of the host
+    headers = head.headers
+    for i, (name, _value) in enumerate(headers):
+        if name == b"host":
+            headers[i] = (b"host", host)
+            break
+    else:
+        headers.append((b"host", host))
+    head.host = host
+
+
+def _other_target_form(method: bytes, target: bytes) -> bool:
+    """The request-target forms besides origin-form (RFC 9112 section 3.2): absolute-form,
+    authority-form (CONNECT only) and asterisk-form (OPTIONS only)."""
+    if target == b"*":
+        return method == b"OPTIONS"
+    if method == b"CONNECT":
+        return True
+    return _ABSOLUTE_RE.match(target) is not None
+
+
+# RFC 9112 section 7.1: a recipient MUST anticipate large chunk sizes and prevent integer
+# overflow.  h11 accepts up to 20 hex digits; a size beyond what a signed 64-bit integer holds
+# is read differently by other parsers on the path (wrap-around), a smuggling vector, so it is
+# refused outright.
+MAX_CHUNK_SIZE: Final = 2**63 - 1
 
 
 def _tokens(value: bytes) -> list[bytes]:
@@ -211,17 +278,29 @@ class HTTP11Connection:
             self.body_received += len(event.data)
             if self.limit_body is not None and self.body_received > self.limit_body:
                 raise RequestError(413, "request body larger than --limit-request-body")
+            if event.chunk_start and self.head is not None and self.head.chunked:
+                self._check_chunk_size(len(event.data))
         elif isinstance(event, h11.EndOfMessage):
             self.body_complete = True
         elif isinstance(event, h11.Request):
             return self._request(event)
-        elif event is NEED_DATA and self._in_head:
-            self._check_head()
+        elif event is NEED_DATA:
+            if self._in_head:
+                self._check_head()
+            elif self.head is not None and self.head.chunked:
+                self._check_chunk_size(0)
         elif event is PAUSED:
             # h11 pauses after a protocol-switch proposal; for us the message is complete.
             self.body_complete = True
         # A server-side h11 connection only yields the client's events (or the sentinels).
         return cast(Event, event)
+
+    def _check_chunk_size(self, consumed: int) -> None:
+        # h11 keeps what is left of the chunk being read in its reader (stable since h11
+        # 0.9); plus what this chunk's first Data event already took, that is its size.
+        remaining = getattr(getattr(self._conn, "_reader", None), "_bytes_in_chunk", 0)
+        if remaining + consumed > MAX_CHUNK_SIZE:
+            raise RequestError(400, "chunk size too large")
 
     def _check_head(self) -> None:
         """Limits on a head that is still incomplete (h11 only caps the whole buffer).
@@ -263,6 +342,8 @@ class HTTP11Connection:
         self._in_head = False
         if request.http_version not in (b"1.1", b"1.0"):
             raise RequestError(505, "HTTP version not supported")
+        if request.target[:1] != b"/" and not _other_target_form(request.method, request.target):
+            raise RequestError(400, "invalid request-target")
         fed = self._fed
         # request-line = method SP request-target SP HTTP-version (RFC 9112 section 3); only
         # measured when enough bytes arrived for it to possibly be too long.
@@ -280,17 +361,30 @@ class HTTP11Connection:
             if size > self.limit_header_size:
                 raise RequestError(431, "header block larger than --limit-request-header-size")
         head = RequestHead(request)
-        if head.chunked and head.content_length is not None:
-            # RFC 9112 section 6.1: both framings at once smells of request smuggling; the
-            # server may reject it and must close the connection either way.
-            raise RequestError(400, "both Transfer-Encoding and Content-Length")
+        self.head = head  # known even when refused below (a HEAD error response has no body)
+        if head.chunked:
+            if head.content_length is not None:
+                # RFC 9112 section 6.1: both framings at once smells of request smuggling;
+                # the server may reject it and must close the connection either way.
+                raise RequestError(400, "both Transfer-Encoding and Content-Length")
+            if head.http_version != b"1.1":
+                # RFC 9112 section 6.1: Transfer-Encoding in an HTTP/1.0 message MUST be
+                # treated as faulty framing; HTTP/1.0 has no chunked coding to trust.
+                raise RequestError(400, "Transfer-Encoding in an HTTP/1.0 request")
+        if request.target[:1] != b"/" and request.method != b"CONNECT":
+            absolute = _ABSOLUTE_RE.match(request.target)
+            if absolute is not None:
+                _use_authority(head, absolute.group(1))
+        if head.host is not None and _HOST_RE.fullmatch(head.host) is None:
+            # RFC 9112 section 3.2: 400 for a Host field with an invalid value (h11 already
+            # answers a missing or repeated Host with 400).
+            raise RequestError(400, "invalid Host header")
         if (
             self.limit_body is not None
             and head.content_length is not None
             and head.content_length > self.limit_body
         ):
             raise RequestError(413, "request body larger than --limit-request-body")
-        self.head = head
         return head
 
     def take_upgrade_data(self) -> bytes:
@@ -320,11 +414,16 @@ _NONE, _LENGTH, _CHUNKED, _CLOSE = 0, 1, 2, 3
 _DROPPED = frozenset((b"content-length", b"transfer-encoding", b"connection"))
 
 
+# tchar (RFC 9110 section 5.6.2): what a field name may consist of.
+_TCHARS: Final = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
 def _bad_field(name: bytes, value: bytes) -> bool:
-    # RFC 9110 section 5.5: CR, LF and NUL are never allowed in a field; a name is a token.
-    if not name or b":" in name or b" " in name or b"\t" in name:
+    # RFC 9110 section 5.1: a field name is a token (deleting every tchar must leave nothing);
+    # section 5.5: CR, LF and NUL are never allowed in a value (response splitting).
+    if not name or name.translate(None, _TCHARS):
         return True
-    return b"\r" in name or b"\n" in name or b"\r" in value or b"\n" in value or b"\0" in value
+    return b"\r" in value or b"\n" in value or b"\0" in value
 
 
 class ResponseState:
@@ -494,6 +593,9 @@ class ResponseState:
         framing = self._framing
         if framing == _LENGTH:
             if size > self._remaining:
+                if out:
+                    # The head built above is not written: the protocol can still answer 500.
+                    self.head_sent = False
                 raise ASGIProtocolError("response body longer than its Content-Length")
             self._remaining -= size
             if size:
@@ -530,6 +632,12 @@ class ResponseState:
                 out.append(b"0\r\n")
                 self._trailers_open = 2
             for name, value in headers:
+                if not isinstance(name, bytes | bytearray) or not isinstance(
+                    value, bytes | bytearray
+                ):
+                    raise ASGIProtocolError(
+                        "http.response.trailers: field names and values must be bytes"
+                    )
                 name, value = bytes(name), bytes(value)
                 if _bad_field(name, value):
                     raise ASGIProtocolError(f"http.response.trailers: invalid field {name!r}")
@@ -576,6 +684,8 @@ class ResponseState:
         count = 0
         if framing == _LENGTH:
             if size > self._remaining:
+                if before:
+                    self.head_sent = False  # nothing written yet, as in body()
                 raise ASGIProtocolError("response body longer than its Content-Length")
             self._remaining -= size
             count = size

@@ -12,7 +12,7 @@ import functools
 import ipaddress
 from collections.abc import Iterable, Sequence
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from server.sansio.http11 import RequestHead
 
@@ -82,7 +82,7 @@ def trusted_proxies(entries: tuple[str, ...]) -> TrustedProxies:
 class ConnectionInfo:
     """What every scope of one connection shares, computed once at ``connection_made``."""
 
-    __slots__ = ("client", "proxy_trusted", "root_path", "secure", "server")
+    __slots__ = ("client", "proxy_trusted", "root_path", "root_raw", "secure", "server")
 
     def __init__(
         self,
@@ -98,6 +98,9 @@ class ConnectionInfo:
         self.server = _address(sockname)
         self.secure = secure
         self.root_path = root_path
+        # raw_path holds the bytes as sent, percent-encoded; the configured root_path is a
+        # decoded path like scope["path"], so it is encoded once here.
+        self.root_raw = quote(root_path).encode("ascii") if root_path else b""
         if not proxy_headers:
             self.proxy_trusted = False
         elif self.client is None:
@@ -116,8 +119,10 @@ def _address(name: Any) -> Address | None:
 
 def split_target(target: bytes) -> tuple[bytes, bytes]:
     """``(raw_path, query_string)`` from a request-target (RFC 9112 section 3.2)."""
-    if target[:1] != b"/" and target.startswith((b"http://", b"https://")):
-        # absolute-form: servers MUST accept it (RFC 9112 section 3.2.2); drop the authority.
+    if target[:1] != b"/" and b"://" in target:
+        # absolute-form: servers MUST accept it (RFC 9112 section 3.2.2); drop the scheme
+        # (any, in any case: RFC 3986 section 3.1) and the authority.  The parser already
+        # refused targets in no valid form, and put the authority in the Host header.
         rest = target.split(b"://", 1)[1]
         slash = rest.find(b"/")
         question = rest.find(b"?")
@@ -267,7 +272,7 @@ def _base_scope(
     if root_path:
         # ASGI: "path" includes "root_path" (WSGI's SCRIPT_NAME + PATH_INFO).
         path = root_path + path
-        raw_path = root_path.encode("utf-8") + raw_path
+        raw_path = info.root_raw + raw_path
     scope: dict[str, Any] = {
         "asgi": ASGI_VERSION,
         "http_version": _HTTP_VERSIONS.get(head.http_version) or head.http_version.decode(),
