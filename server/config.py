@@ -145,3 +145,15 @@ def _validate(c: Config) -> None:
         )
     if c.health_check_path is not None and not c.health_check_path.startswith("/"):
         raise ConfigError(f"--health-check-path must start with '/', got {c.health_check_path!r}")
+    # The name goes verbatim into a response header: RFC 9110 §5.5 field values are visible
+    # ASCII/latin-1 without CR, LF or NUL (anything else would allow response splitting).
+    if c.server_name and (not c.server_name.isprintable() or not _is_latin1(c.server_name)):
+        raise ConfigError(f"--server-name must be printable latin-1 text, got {c.server_name!r}")
+
+
+def _is_latin1(text: str) -> bool:
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -168,3 +168,9 @@ def test_main_reports_one_line_and_exits_2(
     assert len(err) == 1, err
     assert err[0].startswith("channels-server: error: ")
     assert needle in err[0]
+
+
+@pytest.mark.parametrize("name", ["bad\r\nX-Injected: 1", "nul\x00", "snow\u2603"])
+def test_server_name_that_would_split_a_header_is_refused(name: str) -> None:
+    with pytest.raises(ConfigError, match="--server-name"):
+        Config(server_name=name)
