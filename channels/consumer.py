@@ -15,6 +15,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 
 from . import DEFAULT_CHANNEL_LAYER
+from . import db as _db
 from .db import database_sync_to_async
 from .exceptions import StopConsumer
 from .utils import Receive, Scope, Send, SourceLike, dispatch_from, make_source
@@ -32,6 +33,12 @@ def get_handler_name(message: dict[str, Any]) -> str:
     if handler_name.startswith("_"):
         raise ValueError(f"Malformed type in message (leading underscore): {msg_type!r}")
     return handler_name
+
+
+# Modules whose consumer ``__init__`` turns initkwargs into attributes (see ``as_asgi``).
+_FRAMEWORK_MODULES = frozenset(
+    {"channels.consumer", "channels.generic.websocket", "channels.generic.http"}
+)
 
 
 class AsyncConsumer:
@@ -82,6 +89,11 @@ class AsyncConsumer:
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
+        # Channels 4.2: stale DB connections are dropped before each handler runs, as
+        # Django does at the start of a request (free unless a connection may be stale).
+        # Two flag reads on the hot path; the coroutine only when a sweep is due.
+        if _db._opened_since_sweep or _db._always_sweep:
+            await _db.close_old_connections_if_needed()
         await handler(message)
 
     async def send(self, message: dict[str, Any]) -> None:
@@ -89,8 +101,14 @@ class AsyncConsumer:
 
     @classmethod
     def as_asgi(cls, **initkwargs: Any) -> Any:
-        """An ASGI 3 app creating a fresh consumer per connection (like Django's ``as_view``)."""
-        for key in initkwargs:
+        """An ASGI 3 app creating a fresh consumer per connection (like Django's ``as_view``).
+
+        ``initkwargs`` go to the constructor, as upstream.  With the framework's own
+        ``__init__`` they become instance attributes and must name existing class attributes;
+        a consumer defining its own ``__init__`` receives them unchecked.
+        """
+        own_init = getattr(cls.__init__, "__module__", None) not in _FRAMEWORK_MODULES
+        for key in () if own_init else initkwargs:
             if key.startswith("_"):
                 raise TypeError(f"as_asgi() refuses private keyword {key!r} for {cls.__name__}")
             if not hasattr(cls, key):

