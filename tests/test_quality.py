@@ -26,7 +26,7 @@ def _tool(name: str) -> str:
 @pytest.mark.slow
 def test_ruff_clean() -> None:
     proc = subprocess.run(
-        [_tool("ruff"), "check", "server", "channels", "tests", "benchmarks", "examples"],
+        [_tool("ruff"), "check", "server", "channels", "daphne", "tests", "benchmarks", "examples"],
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -35,7 +35,7 @@ def test_ruff_clean() -> None:
 @pytest.mark.slow
 def test_mypy_strict_clean() -> None:
     proc = subprocess.run(
-        [_tool("mypy"), "--strict", "server", "channels"],
+        [_tool("mypy"), "--strict", "server", "channels", "daphne"],
         cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -410,7 +410,6 @@ def test_third_party_layers_find_the_old_name_checks() -> None:
     assert layer.valid_group_name("chat_lobby")
 
 
-@pytest.mark.xfail(reason='lead: a "daphne" shim package (app + runserver) is not shipped')
 def test_channels4_settings_naming_daphne_still_load() -> None:
     # Channels 4 projects list "daphne" first in INSTALLED_APPS (it provides runserver).
     import importlib
