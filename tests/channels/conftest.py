@@ -3,6 +3,7 @@ on demand, and fresh channel layers for every test (layers hold loop-bound futur
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,7 +36,13 @@ def django_test_db() -> Iterator[None]:
     from django.test.utils import setup_test_environment, teardown_test_environment
 
     setup_test_environment()
-    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
+    # Django 6.1 deprecates passing ``serialize`` (its default became None = don't); older
+    # versions default to serialising the whole database, which these tests never need.
+    extra: dict[str, bool] = {}
+    create = connection.creation.create_test_db
+    if inspect.signature(create).parameters["serialize"].default is not None:
+        extra["serialize"] = False
+    old_name = create(verbosity=0, autoclobber=True, **extra)
     try:
         yield
     finally:
