@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 import uuid
 from collections import deque
@@ -122,7 +123,12 @@ class Mailbox:
                 else:
                     # Sent from another thread's loop (async_to_sync without an outer loop):
                     # futures are not thread-safe, so resolve it on its own loop.
-                    loop.call_soon_threadsafe(self._hand_over_later, fut, message, deadline)
+                    try:
+                        loop.call_soon_threadsafe(self._hand_over_later, fut, message, deadline)
+                    except RuntimeError:
+                        # That loop was closed with the receive still pending (its thread
+                        # is gone): nobody will ever read this future; try the next one.
+                        continue
                 return HANDED, 0
         expired = 0
         if len(self.buffer) >= self.capacity:
@@ -222,6 +228,12 @@ class InMemoryChannelLayer(BaseChannelLayer):
         self.clock = clock
         self._boxes: dict[str, Mailbox] = {}
         self._groups: dict[str, dict[str, float]] = {}
+        # Sync code reaches the layer through ``async_to_sync`` from several threads, each on
+        # its own loop.  "Find nothing, then wait" (receive) and "find no waiter, then buffer"
+        # (send) must each be atomic, or a message can land between the two steps and sit in
+        # the buffer while the receiver waits.  Held only in synchronous sections (never
+        # across an await); uncontended it costs well under a microsecond per call.
+        self._lock = threading.RLock()
         self._last_sweep = clock()
         self._sent = 0
         self._received = 0
@@ -249,8 +261,9 @@ class InMemoryChannelLayer(BaseChannelLayer):
         self.require_valid_message(message)
         self.require_valid_channel_name(channel)
         now = self.clock()
-        self._maybe_sweep(now)
-        status, expired = self._box(channel).offer(message, now + self.expiry, now)
+        with self._lock:
+            self._maybe_sweep(now)
+            status, expired = self._box(channel).offer(message, now + self.expiry, now)
         self._expired += expired
         if not status:
             self._channel_full += 1
@@ -262,24 +275,26 @@ class InMemoryChannelLayer(BaseChannelLayer):
     async def receive(self, channel: str) -> Message:
         """Next message on ``channel``: one future awaited, no task created."""
         self.require_valid_channel_name(channel)
-        box = self._box(channel)
-        message, expired = box.take(self.clock())
-        self._expired += expired
-        if message is not None:
-            self._received += 1
-            return message
-        fut: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-        box.waiters.append(fut)
+        with self._lock:
+            box = self._box(channel)
+            message, expired = box.take(self.clock())
+            self._expired += expired
+            if message is not None:
+                self._received += 1
+                return message
+            fut: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+            box.waiters.append(fut)
         try:
             return await fut
         except asyncio.CancelledError:
-            if fut.done() and not fut.cancelled():
-                # Resolved, then cancelled before resuming: put the message back, never lose it.
-                self._received -= 1
-                self._box(channel).unget(fut.result(), self.clock() + self.expiry)
-            else:
-                with contextlib.suppress(ValueError):
-                    box.waiters.remove(fut)
+            with self._lock:
+                if fut.done() and not fut.cancelled():
+                    # Resolved, then cancelled before resuming: put the message back.
+                    self._received -= 1
+                    self._box(channel).unget(fut.result(), self.clock() + self.expiry)
+                else:
+                    with contextlib.suppress(ValueError):
+                        box.waiters.remove(fut)
             raise
 
     def arm(self, channel: str, fut: asyncio.Future[Message]) -> None:
@@ -291,8 +306,9 @@ class InMemoryChannelLayer(BaseChannelLayer):
         box = self._boxes.get(channel)
         if box is None:
             self.require_valid_channel_name(channel)
+        with self._lock:
             box = self._box(channel)
-        self._expired += box.arm(fut, self.clock())
+            self._expired += box.arm(fut, self.clock())
         if fut.done():
             self._received += 1
 
@@ -310,68 +326,76 @@ class InMemoryChannelLayer(BaseChannelLayer):
     async def group_add(self, group: str, channel: str) -> None:
         self.require_valid_group_name(group)
         self.require_valid_channel_name(channel)
-        self._groups.setdefault(group, {})[channel] = self.clock()
+        with self._lock:
+            self._groups.setdefault(group, {})[channel] = self.clock()
 
     async def group_discard(self, group: str, channel: str) -> None:
         self.require_valid_group_name(group)
         self.require_valid_channel_name(channel)
-        members = self._groups.get(group)
-        if members is not None:
-            members.pop(channel, None)
-            if not members:
-                del self._groups[group]
+        with self._lock:
+            members = self._groups.get(group)
+            if members is not None:
+                members.pop(channel, None)
+                if not members:
+                    del self._groups[group]
 
     async def group_send(self, group: str, message: Message) -> None:
         """Deliver to every member: O(members), one dict for all of them, no task per member."""
         self.require_valid_message(message)
         self.require_valid_group_name(group)
-        members = self._groups.get(group)
-        if not members:
-            return
-        now = self.clock()
-        self._maybe_sweep(now)
-        cutoff = now - self.group_expiry
-        deadline = now + self.expiry
-        boxes = self._boxes
-        stale: list[str] = []
-        for channel, added in members.items():
-            if added <= cutoff:
-                stale.append(channel)
-                continue
-            box = boxes.get(channel)
-            if box is None:
-                box = boxes[channel] = Mailbox(self.get_capacity(channel))
-            status, expired = box.offer(message, deadline, now)
-            self._expired += expired
-            if status:
-                self._sent += 1
-                if status == HANDED:
-                    self._received += 1
-            else:
-                self._group_send_full += 1
-                logger.warning(
-                    "group_send to group %r: channel %r is full (capacity %d); message dropped",
-                    group,
-                    channel,
-                    box.capacity,
-                )
-        for channel in stale:
-            del members[channel]
-        if not members:
-            del self._groups[group]
+        with self._lock:
+            members = self._groups.get(group)
+            if not members:
+                return
+            now = self.clock()
+            self._maybe_sweep(now)
+            cutoff = now - self.group_expiry
+            deadline = now + self.expiry
+            boxes = self._boxes
+            stale: list[str] = []
+            for channel, added in members.items():
+                if added <= cutoff:
+                    stale.append(channel)
+                    continue
+                box = boxes.get(channel)
+                if box is None:
+                    box = boxes[channel] = Mailbox(self.get_capacity(channel))
+                status, expired = box.offer(message, deadline, now)
+                self._expired += expired
+                if status:
+                    self._sent += 1
+                    if status == HANDED:
+                        self._received += 1
+                else:
+                    self._group_send_full += 1
+                    logger.warning(
+                        "group_send to group %r: channel %r is full (capacity %d); message dropped",
+                        group,
+                        channel,
+                        box.capacity,
+                    )
+            for channel in stale:
+                del members[channel]
+            if not members:
+                del self._groups[group]
 
     # ---------------------------------------------------------------- housekeeping
     async def flush(self) -> None:
         """Drop every buffered message and group.  Waiting receivers keep waiting."""
-        for box in self._boxes.values():
-            box.buffer.clear()
-        self._boxes = {c: b for c, b in self._boxes.items() if not b.idle()}
-        self._groups = {}
+        with self._lock:
+            for box in self._boxes.values():
+                box.buffer.clear()
+            self._boxes = {c: b for c, b in self._boxes.items() if not b.idle()}
+            self._groups = {}
 
     async def close(self) -> None:
         """Nothing to release: the layer holds no connections."""
 
     def statistics(self) -> LayerStatistics:
+        with self._lock:
+            return self._statistics()
+
+    def _statistics(self) -> LayerStatistics:
         return LayerStatistics(
             channels=len(self._boxes),
             groups=len(self._groups),

@@ -29,8 +29,11 @@ Connections: per shard *and per event loop*, one pool for ordinary commands and 
 closed by ``close_pools()`` or automatically just before that loop closes, so
 ``async_to_sync`` (a new loop per call) leaks nothing.  Commands are retried with backoff on
 connection errors and receive loops keep retrying, so the layer rides out a Redis restart
-(with an append-only file, queued messages survive it).  A layer object inherited through
-``fork()`` (``--workers``) takes a new process-local name in the child.
+(with an append-only file, queued messages survive it).  Every other operation is bounded by
+``command_timeout`` (10 s): a Redis that is down or stopped answering gives the caller a
+``redis.exceptions.ConnectionError``/``TimeoutError`` naming the problem instead of a hang.
+A layer object inherited through ``fork()`` (``--workers``) takes a new process-local name in
+the child.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ import os
 import time
 import uuid
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -72,6 +75,10 @@ RECONNECT_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 # client's socket timeout).
 BLOCK_SECONDS = 2
 BLOCK_GRACE = 10  # extra seconds before a silent BLPOP connection is considered dead
+# Bound on one non-blocking operation (connect + command + redis-py's own retries): a Redis
+# that accepts connections but never answers (stopped, overloaded, half-open network) must
+# give the caller a clear error instead of hanging it forever.
+COMMAND_TIMEOUT = 10.0
 DEADLINE_DIGITS = 13
 
 # KEYS[i]: list of channel i.  ARGV[1]: payload, ARGV[2]: key TTL (s), ARGV[3]: now (ms),
@@ -148,6 +155,13 @@ def parse_hosts(
     """``hosts`` entries are URLs, ``(host, port)`` pairs or dicts (``address`` plus client
     keyword arguments, or ``sentinels`` + ``master_name``).  ``sentinels`` + ``services`` at
     the top level add one shard per Sentinel-monitored service."""
+    if isinstance(hosts, (str, bytes)) or (
+        isinstance(hosts, tuple) and len(hosts) == 2 and isinstance(hosts[1], int)
+    ):
+        # Iterating a bare URL would make one "shard" per character.
+        raise ValueError(
+            f"hosts must be a list of Redis hosts, even for one: use [{hosts!r}], not {hosts!r}"
+        )
     specs: list[HostSpec] = []
     if sentinels and services:
         for service in services:
@@ -222,6 +236,18 @@ def make_client(spec: HostSpec, blocking: bool = False) -> Redis:
     return Redis(**options)
 
 
+@contextlib.asynccontextmanager
+async def bounded(what: str, seconds: float) -> AsyncIterator[None]:
+    """Fail with a Redis ``TimeoutError`` naming ``what`` if the block takes longer."""
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError as exc:
+        raise RedisTimeoutError(
+            f"Redis did not answer {what} within {seconds:g} s (is the server reachable?)"
+        ) from exc
+
+
 async def blpop(client: Redis, key: str) -> Any:
     """BLPOP with a client-side bound (a dead connection cannot block us forever), then
     honour a cancellation that something underneath may have swallowed."""
@@ -264,7 +290,14 @@ class Codec:
             self.crypter = MultiFernet(fernets)
 
     def encode(self, message: Message) -> bytes:
-        data = cast(bytes, msgpack.packb(message, use_bin_type=True))
+        try:
+            data = cast(bytes, msgpack.packb(message, use_bin_type=True))
+        except (TypeError, ValueError, OverflowError) as exc:
+            # Fail at send time, in the sender, with a message saying what is allowed.
+            raise TypeError(
+                "channel layer messages must be msgpack-serialisable (dict, list, tuple, str, "
+                f"bytes, int, float, bool, None); {exc}"
+            ) from None
         if self.crypter is not None:
             data = cast(bytes, self.crypter.encrypt(data))
         return data
@@ -298,6 +331,8 @@ class _LoopState:
 
 class RedisChannelLayer(BaseChannelLayer):
     """Channel layer backed by one or more Redis servers (see the module docstring)."""
+
+    command_timeout: float = COMMAND_TIMEOUT
 
     def __init__(
         self,
@@ -439,9 +474,10 @@ class RedisChannelLayer(BaseChannelLayer):
         args: list[Any] = [payload, int(self.expiry) + 1, int(now * 1000)]
         for _key, capacity, header in items:
             args += [capacity, header]
-        full = await state.scripts[shard](
-            keys=[i[0] for i in items], args=args, client=state.clients[shard]
-        )
+        async with bounded("a send", self.command_timeout):
+            full = await state.scripts[shard](
+                keys=[i[0] for i in items], args=args, client=state.clients[shard]
+            )
         return [int(i) - 1 for i in full]
 
     async def send(self, channel: str, message: Message) -> None:
@@ -609,7 +645,10 @@ class RedisChannelLayer(BaseChannelLayer):
         state = self._state()
         shard = self._shard(group)
         key = self._group_key(group)
-        async with state.clients[shard].pipeline(transaction=False) as pipe:
+        async with (
+            bounded("group_add", self.command_timeout),
+            state.clients[shard].pipeline(transaction=False) as pipe,
+        ):
             pipe.zadd(key, {channel: self.clock()})
             pipe.expire(key, int(self.group_expiry) + 1)
             await pipe.execute()
@@ -618,16 +657,21 @@ class RedisChannelLayer(BaseChannelLayer):
         self.require_valid_group_name(group)
         self.require_valid_channel_name(channel)
         state = self._state()
-        await cast(
-            Awaitable[Any], state.clients[self._shard(group)].zrem(self._group_key(group), channel)
-        )
+        async with bounded("group_discard", self.command_timeout):
+            await cast(
+                Awaitable[Any],
+                state.clients[self._shard(group)].zrem(self._group_key(group), channel),
+            )
 
     async def group_channels(self, group: str) -> list[str]:
         """Current (unexpired) members of ``group``."""
         self.require_valid_group_name(group)
         state = self._state()
         key = self._group_key(group)
-        async with state.clients[self._shard(group)].pipeline(transaction=False) as pipe:
+        async with (
+            bounded("group_send", self.command_timeout),
+            state.clients[self._shard(group)].pipeline(transaction=False) as pipe,
+        ):
             pipe.zremrangebyscore(key, "-inf", self.clock() - self.group_expiry)
             pipe.zrange(key, 0, -1)
             _, members = await pipe.execute()
@@ -670,9 +714,10 @@ class RedisChannelLayer(BaseChannelLayer):
         """Delete every key under our prefix on every shard, and local buffers."""
         state = self._state()
         for client in state.clients:
-            keys = [k async for k in client.scan_iter(match=f"{self.prefix}:*", count=1000)]
-            for start in range(0, len(keys), 500):
-                await cast(Awaitable[Any], client.unlink(*keys[start : start + 500]))
+            async with bounded("flush", self.command_timeout):
+                keys = [k async for k in client.scan_iter(match=f"{self.prefix}:*", count=1000)]
+                for start in range(0, len(keys), 500):
+                    await cast(Awaitable[Any], client.unlink(*keys[start : start + 500]))
         for box in self._mailboxes.values():
             box.buffer.clear()
 

@@ -14,7 +14,12 @@
 * Nothing is stored in Redis: a message sent while nobody subscribes to its channel is gone,
   and ``group_add`` only routes group messages to channels of the process that called it.
 * After a Redis restart redis-py reconnects and re-subscribes; messages published meanwhile are
-  lost (that is pub/sub).
+  lost (that is pub/sub).  ``on_disconnect`` / ``on_reconnect`` (message type strings, as in
+  channels_redis) are sent as ``{"type": ...}`` to every channel this process receives on when
+  a connection to Redis is lost / re-established, so consumers can re-sync their state.
+* ``receive`` keeps retrying (with backoff) while Redis is unreachable, like the list-based
+  layer; ``send``, ``group_send`` and ``new_channel`` fail with a clear error instead, within
+  ``command_timeout`` seconds even when Redis accepts connections but never answers.
 """
 
 from __future__ import annotations
@@ -34,10 +39,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from channels.layers.base import BaseChannelLayer, CapacityPattern
 from channels.layers.in_memory import Mailbox, sweep_mailboxes
 from channels.layers.redis import (
+    COMMAND_TIMEOUT,
     DEADLINE_DIGITS,
     RECONNECT_ERRORS,
     Codec,
     HashRing,
+    bounded,
     close_client,
     make_client,
     parse_hosts,
@@ -54,15 +61,31 @@ SUBSCRIBE_TIMEOUT = 10.0
 class _Shard:
     """One shard's connections on one event loop."""
 
-    def __init__(self, client: Redis) -> None:
+    def __init__(self, client: Redis, on_reconnect: Callable[[_Shard], None]) -> None:
         self.client = client
         self.pubsub: PubSub = client.pubsub()
         self.reader: asyncio.Task[None] | None = None
         self.confirmations: dict[str, list[asyncio.Future[None]]] = {}
         self.stopping = False
+        self.down = False  # a connection error was seen and consumers were told
+        self._on_reconnect = on_reconnect
+        self._watched: Any = None
+
+    def watch_connection(self) -> None:
+        """Hear about every reconnect of the subscriber connection (redis-py reconnects and
+        re-subscribes inside ``get_message`` without telling the caller otherwise)."""
+        connection = self.pubsub.connection
+        if connection is not None and connection is not self._watched:
+            self._watched = connection
+            connection.register_connect_callback(self.connected)
+
+    async def connected(self, connection: Any) -> None:
+        self._on_reconnect(self)
 
 
 class RedisPubSubChannelLayer(BaseChannelLayer):
+    command_timeout: float = COMMAND_TIMEOUT
+
     def __init__(
         self,
         hosts: Iterable[Any] | None = None,
@@ -71,6 +94,8 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
         capacity: int = 100,
         channel_capacity: Mapping[CapacityPattern, int] | None = None,
         symmetric_encryption_keys: Iterable[str | bytes] | None = None,
+        on_disconnect: str | None = None,
+        on_reconnect: str | None = None,
         clock: Callable[[], float] = time.time,
         **kwargs: Any,
     ) -> None:
@@ -78,6 +103,14 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
         # group_expiry is accepted for settings compatibility; pub/sub groups live as long as
         # their local members do.
         kwargs.pop("group_expiry", None)
+        serializer = kwargs.pop("serializer_format", "msgpack")
+        if serializer != "msgpack":
+            raise ValueError(f"serializer_format must be 'msgpack', not {serializer!r}")
+        for option, value in (("on_disconnect", on_disconnect), ("on_reconnect", on_reconnect)):
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"{option} must be a message type string, not {value!r}")
+        self.on_disconnect = on_disconnect
+        self.on_reconnect = on_reconnect
         if kwargs:
             raise TypeError(
                 f"unexpected RedisPubSubChannelLayer options: {', '.join(sorted(kwargs))}"
@@ -103,7 +136,9 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
         if shards is None:
             for old in [lp for lp in self._loops if lp.is_closed()]:
                 del self._loops[old]
-            shards = self._loops[loop] = [_Shard(make_client(h)) for h in self.hosts]
+            shards = self._loops[loop] = [
+                _Shard(make_client(h), self._reconnected) for h in self.hosts
+            ]
             self._topics[loop] = {}
             self._close_with_loop(loop)
         return shards
@@ -157,10 +192,12 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
             fut = topics[topic] = loop.create_future()
             shard.confirmations.setdefault(topic, []).append(fut)
             try:
-                await shard.pubsub.subscribe(topic)
+                async with bounded(f"SUBSCRIBE {topic}", self.command_timeout):
+                    await shard.pubsub.subscribe(topic)
             except BaseException:
                 del topics[topic]
                 raise
+            shard.watch_connection()
             if shard.reader is None or shard.reader.done():
                 shard.reader = loop.create_task(self._reader(shard))
         if not fut.done():
@@ -176,7 +213,8 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
         shard = self._shard_for(name)
         self._topics[asyncio.get_running_loop()].pop(topic, None)
         with contextlib.suppress(*RECONNECT_ERRORS):
-            await shard.pubsub.unsubscribe(topic)
+            async with bounded(f"UNSUBSCRIBE {topic}", self.command_timeout):
+                await shard.pubsub.unsubscribe(topic)
 
     async def _reader(self, shard: _Shard) -> None:
         backoff = 0.05
@@ -190,6 +228,9 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
                 item = await shard.pubsub.get_message(timeout=1.0)
             except RECONNECT_ERRORS as exc:
                 logger.warning("Redis pub/sub reader failed (%s); retrying", exc)
+                if not shard.down:
+                    shard.down = True
+                    self._notify(self.on_disconnect)
                 await asyncio.sleep(backoff)  # reconnect backoff
                 backoff = min(backoff * 2, 1.0)
                 continue
@@ -211,6 +252,42 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
                 targets = [topic[len(channel_prefix) :]]
             self._deliver(targets, item["data"])
 
+    def _reconnected(self, shard: _Shard) -> None:
+        """The subscriber connection of ``shard`` came back (subscriptions are restored)."""
+        if shard.stopping:
+            return
+        if not shard.down:
+            # redis-py reconnected by itself: the connection was lost all the same.
+            self._notify(self.on_disconnect)
+        shard.down = False
+        self._notify(self.on_reconnect)
+
+    def _notify(self, message_type: str | None) -> None:
+        """Send ``{"type": message_type}`` to every channel this process receives on."""
+        if message_type is None:
+            return
+        channels = set(self._mailboxes)
+        group_prefix = self._group_topic("")
+        channel_prefix = self._topic("")
+        for topics in self._topics.values():
+            channels.update(
+                t[len(channel_prefix) :]
+                for t in topics
+                if t.startswith(channel_prefix) and not t.startswith(group_prefix)
+            )
+        deadline = self.clock() + self.expiry
+        for channel in channels:
+            self._offer(channel, {"type": message_type}, deadline)
+
+    def _offer(self, channel: str, message: Message, deadline: float) -> None:
+        box = self._mailboxes.get(channel)
+        if box is None:
+            box = self._mailboxes[channel] = Mailbox(self.get_capacity(channel))
+        accepted, _ = box.offer(message, deadline, self.clock())
+        if not accepted:
+            self.dropped += 1
+            logger.warning("channel %r is full; pub/sub message dropped", channel)
+
     def _deliver(self, targets: list[str], raw: bytes) -> None:
         now = self.clock()
         if now - self._last_sweep >= self.expiry:
@@ -225,13 +302,7 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
             logger.error("Dropping unreadable pub/sub message: %s", exc)
             return
         for channel in targets:
-            box = self._mailboxes.get(channel)
-            if box is None:
-                box = self._mailboxes[channel] = Mailbox(self.get_capacity(channel))
-            accepted, _ = box.offer(message, deadline_ms / 1000, now)
-            if not accepted:
-                self.dropped += 1
-                logger.warning("channel %r is full; pub/sub message dropped", channel)
+            self._offer(channel, message, deadline_ms / 1000)
 
     def _encode(self, message: Message) -> bytes:
         deadline = int((self.clock() + self.expiry) * 1000)
@@ -242,11 +313,23 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
         self.require_valid_message(message)
         self.require_valid_channel_name(channel)
         client = self._shard_for(channel).client
-        await cast(Awaitable[Any], client.publish(self._topic(channel), self._encode(message)))
+        payload = self._encode(message)
+        async with bounded("a send", self.command_timeout):
+            await cast(Awaitable[Any], client.publish(self._topic(channel), payload))
 
     async def receive(self, channel: str) -> Message:
         self.require_valid_channel_name(channel)
-        await self._subscribe(channel, self._topic(channel))
+        backoff = 0.05
+        while True:
+            # A consumer outlives Redis outages: keep trying to subscribe (with backoff, so an
+            # unreachable server costs a few connection attempts per second, not a busy loop).
+            try:
+                await self._subscribe(channel, self._topic(channel))
+                break
+            except RECONNECT_ERRORS as exc:
+                logger.warning("Redis pub/sub subscribe to %r failed (%s); retrying", channel, exc)
+                await asyncio.sleep(backoff)  # reconnect backoff, not waiting for an event
+                backoff = min(backoff * 2, 1.0)
         box = self._mailboxes.get(channel)
         if box is None:
             box = self._mailboxes[channel] = Mailbox(self.get_capacity(channel))
@@ -292,7 +375,9 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
         self.require_valid_message(message)
         self.require_valid_group_name(group)
         client = self._shard_for(group).client
-        await cast(Awaitable[Any], client.publish(self._group_topic(group), self._encode(message)))
+        payload = self._encode(message)
+        async with bounded("group_send", self.command_timeout):
+            await cast(Awaitable[Any], client.publish(self._group_topic(group), payload))
 
     async def flush(self) -> None:
         """Forget every subscription, group and buffered message of this process."""
@@ -300,7 +385,8 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
         for shard in self._loops.get(loop, ()):
             with contextlib.suppress(*RECONNECT_ERRORS):
                 if shard.pubsub.subscribed:
-                    await shard.pubsub.unsubscribe()
+                    async with bounded("flush", self.command_timeout):
+                        await shard.pubsub.unsubscribe()
         if loop in self._topics:
             self._topics[loop] = {}
         self._groups.clear()

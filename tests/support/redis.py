@@ -14,6 +14,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -30,13 +31,68 @@ def _free_port() -> int:
         return port
 
 
+def _write_self_signed_cert(directory: Path) -> None:
+    """``cert.pem`` + ``key.pem`` for 127.0.0.1, valid for a day."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    (directory / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (directory / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+
+
 class RedisServer:
-    def __init__(self, directory: Path, *, persistent: bool = False) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        persistent: bool = False,
+        unix_socket: bool = False,
+        tls: bool = False,
+    ) -> None:
         if REDIS_BINARY is None:
             pytest.skip("redis-server binary not found on PATH; install redis to run this test")
         self.directory = directory
         self.persistent = persistent
+        # Unix socket paths are limited to ~107 bytes: keep it short, outside tmp_path.
+        self.socket_path: str | None = None
+        if unix_socket:
+            self.socket_path = str(Path(tempfile.mkdtemp(prefix="rs", dir="/tmp")) / "r.sock")
         self.port = _free_port()
+        # With ``tls``: a second, TLS-only port with a throwaway self-signed certificate
+        # (the plain port stays for the test's own inspection, e.g. ``client_count``).
+        self.tls_port: int | None = None
+        if tls:
+            self.tls_port = _free_port()
+            _write_self_signed_cert(directory)
         self.process: subprocess.Popen[str] | None = None
         self.log: list[str] = []
         self.start()
@@ -60,6 +116,16 @@ class RedisServer:
             "--daemonize", "no",
             "--save", "",
         ]  # fmt: skip
+        if self.socket_path is not None:
+            argv += ["--unixsocket", self.socket_path, "--unixsocketperm", "700"]
+        if self.tls_port is not None:
+            argv += [
+                "--tls-port", str(self.tls_port),
+                "--tls-cert-file", str(self.directory / "cert.pem"),
+                "--tls-key-file", str(self.directory / "key.pem"),
+                "--tls-ca-cert-file", str(self.directory / "cert.pem"),
+                "--tls-auth-clients", "no",
+            ]  # fmt: skip
         if self.persistent:
             argv += ["--appendonly", "yes", "--appendfsync", "always"]
         else:
@@ -100,6 +166,8 @@ class RedisServer:
         if self.process is not None and self.process.stdout is not None:
             self.process.stdout.close()
         self.process = None
+        if self.socket_path is not None:
+            Path(self.socket_path).unlink(missing_ok=True)
 
     def restart(self) -> None:
         self.stop()
@@ -171,16 +239,20 @@ def redis_sentinel(tmp_path: Path, redis_server: RedisServer) -> Iterator[RedisS
 def redis_server_factory(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
     servers: list[RedisServer] = []
 
-    def make(*, persistent: bool = False) -> RedisServer:
+    def make(
+        *, persistent: bool = False, unix_socket: bool = False, tls: bool = False
+    ) -> RedisServer:
         directory = tmp_path / f"redis{len(servers)}"
         directory.mkdir()
-        server = RedisServer(directory, persistent=persistent)
+        server = RedisServer(directory, persistent=persistent, unix_socket=unix_socket, tls=tls)
         servers.append(server)
         return server
 
     yield make
     for server in servers:
         server.stop()
+        if server.socket_path is not None:
+            shutil.rmtree(Path(server.socket_path).parent, ignore_errors=True)
 
 
 @pytest.fixture
