@@ -413,7 +413,22 @@ class HttpProtocol(asyncio.Protocol):
             except RequestError as exc:
                 self._request_error(exc)
                 return
-            if isinstance(event, Data):
+            # Exact type tests, most frequent first: isinstance() on h11's event classes goes
+            # through ABC __instancecheck__ (timeit: 0.10 us per test versus 0.025 us).
+            kind = type(event)
+            if type(event) is RequestHead:  # (spelled out so that mypy narrows it)
+                if not self._on_request(event):
+                    return
+            elif kind is EndOfMessage:
+                if self.cycle is not None:
+                    self.cycle.end_of_request()
+            elif event is PAUSED:
+                if parser.buffered > PIPELINE_HIGH_WATER:
+                    self.flow.pause_reading()
+                return
+            elif event is NEED_DATA:
+                return
+            elif type(event) is Data:
                 cycle = self.cycle
                 assert cycle is not None
                 cycle.feed(event.data)
@@ -421,19 +436,7 @@ class HttpProtocol(asyncio.Protocol):
                     self.body_paused = True
                     self.flow.pause_reading()
                     return
-            elif isinstance(event, RequestHead):
-                if not self._on_request(event):
-                    return
-            elif isinstance(event, EndOfMessage):
-                if self.cycle is not None:
-                    self.cycle.end_of_request()
-            elif event is NEED_DATA:
-                return
-            elif event is PAUSED:
-                if parser.buffered > PIPELINE_HIGH_WATER:
-                    self.flow.pause_reading()
-                return
-            elif isinstance(event, ConnectionClosed):
+            elif kind is ConnectionClosed:
                 self.close()
                 return
 

@@ -15,6 +15,11 @@ Pieces, in the order a connection meets them:
           \\--http.response.start--> DENYING --last body--> CLOSED
 
   and drives ``wsproto`` for incoming frames (we never let wsproto re-parse the HTTP request).
+  We use wsproto's frame layer (``FrameProtocol``: framing, unmasking, UTF-8, Close payload
+  and extension checks) without its ``Connection`` event wrapper, and keep the four connection
+  states that wrapper would track ourselves (``_wire_state``): the wrapper re-dispatched every
+  frame into an event object, ~1.3 us of the ~7 us wsproto spent per 64-byte message
+  (benchmarks/micro/ws_echo.py, see RESULTS.md).
 * Outgoing data frames without compression are encoded here directly: server frames are never
   masked (RFC 6455 §5.1), so a frame is a pure function of opcode and payload, which is what makes
   the fan-out cache in :func:`encode_data_frame` safe.
@@ -32,18 +37,10 @@ from enum import Enum
 from http import HTTPStatus
 from typing import Any, Final
 
-from wsproto.connection import Connection as WsprotoConnection
 from wsproto.connection import ConnectionState as WsprotoState
-from wsproto.connection import ConnectionType
-from wsproto.events import (
-    BytesMessage,
-    CloseConnection,
-    Ping,
-    Pong,
-    TextMessage,
-)
-from wsproto.events import Event as WsprotoEvent
 from wsproto.extensions import Extension, PerMessageDeflate
+from wsproto.frame_protocol import CloseReason, FrameProtocol, Opcode, ParseFailed
+from wsproto.frame_protocol import Frame as WireFrame
 
 # RFC 6455 §1.3: the GUID appended to Sec-WebSocket-Key before hashing.
 _ACCEPT_GUID: Final = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -353,6 +350,9 @@ def _frame_header(first: int, length: int) -> bytes:
 
 Frame = bytes | tuple[bytes, bytes]
 
+# wsproto connection states in which input is still parsed (as in wsproto's Connection).
+_READING: Final = (WsprotoState.OPEN, WsprotoState.LOCAL_CLOSING)
+
 # One-entry fan-out cache: (payload, frame).  A group broadcast sends the same str/bytes object
 # to many connections in a row, so the frame is encoded once.  Safe because (1) server frames are
 # unmasked (RFC 6455 §5.1) and, without compression, depend only on opcode and payload; (2) only
@@ -445,8 +445,8 @@ class WebSocketConnection:
         "_deflate",
         "_denial_head",
         "_early",
-        "_events",
         "_extension_header",
+        "_frames",
         "_input_broken",
         "_max_size",
         "_msg_joined",
@@ -456,7 +456,8 @@ class WebSocketConnection:
         "_owed_pong",
         "_pending_input",
         "_per_message_deflate",
-        "_ws",
+        "_wire",
+        "_wire_state",
         "handshake",
         "hold_pongs",
         "state",
@@ -471,8 +472,11 @@ class WebSocketConnection:
         self._per_message_deflate = per_message_deflate
         self._deflate: PerMessageDeflate | None = None
         self._extension_header: str | None = None
-        self._ws: WsprotoConnection | None = None
-        self._events: Iterator[WsprotoEvent] | None = None
+        # wsproto's frame layer once accepted, with the state of the closing handshake as
+        # wsproto's Connection would track it (OPEN, LOCAL_CLOSING, REMOTE_CLOSING, CLOSED).
+        self._wire: FrameProtocol | None = None
+        self._wire_state = WsprotoState.OPEN
+        self._frames: Iterator[WireFrame] | None = None
         self._early = bytearray()  # bytes that arrived before accept (client jumped the gun)
         self._pending_input = bytearray()  # deflate only: input not yet fed to wsproto
         self._input_broken = False
@@ -536,7 +540,8 @@ class WebSocketConnection:
         for name, value in headers:
             parts.append(name + b": " + value + b"\r\n")
         parts.append(b"\r\n")
-        self._ws = WsprotoConnection(ConnectionType.SERVER, extensions=extensions)
+        self._wire = FrameProtocol(client=False, extensions=extensions)
+        self._wire_state = WsprotoState.OPEN
         self.state = State.OPEN
         if self._early:
             early, self._early = bytes(self._early), bytearray()
@@ -645,28 +650,40 @@ class WebSocketConnection:
             raise ClientDisconnected("WebSocket connection is closed")
         if self._deflate is None:
             return encode_data_frame(data)
-        assert self._ws is not None
+        wire = self._wire
+        assert wire is not None
+        if self._wire_state is not WsprotoState.OPEN:
+            return b""
         if isinstance(data, str):
             try:
-                return bytes(self._ws.send(TextMessage(data=data)))
+                return bytes(wire.send_data(data))
             except UnicodeEncodeError as exc:  # raised before wsproto changes any state
                 raise _not_utf8(exc) from None
-        return bytes(self._ws.send(BytesMessage(data=bytes(data))))
+        return bytes(wire.send_data(bytes(data)))
 
     def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> bytes:
         """Start the closing handshake (RFC 6455 §7.1.2); returns the Close frame."""
         if self.state is not State.OPEN:
             return b""
-        assert self._ws is not None
         self.state = State.CLOSING
-        return bytes(self._ws.send(CloseConnection(code=code, reason=close_payload_reason(reason))))
+        return self._send_close(code, close_payload_reason(reason))
+
+    def _send_close(self, code: int | None, reason: str | None = None) -> bytes:
+        """Our Close frame, moving the closing handshake on (RFC 6455 §7.1.2/§5.5.1)."""
+        wire = self._wire
+        state = self._wire_state
+        if wire is None or state not in (WsprotoState.OPEN, WsprotoState.REMOTE_CLOSING):
+            return b""
+        if state is WsprotoState.REMOTE_CLOSING:
+            self._wire_state = WsprotoState.CLOSED
+        else:
+            self._wire_state = WsprotoState.LOCAL_CLOSING
+        return bytes(wire.close(code, reason))
 
     def fail(self, code: int, reason: str = "") -> Closed:
         """Fail the connection (RFC 6455 §7.1.7): queue a Close frame, stop parsing input."""
-        if self.state is State.OPEN and self._ws is not None:
-            self._outbox += self._ws.send(
-                CloseConnection(code=code, reason=close_payload_reason(reason))
-            )
+        if self.state is State.OPEN and self._wire is not None:
+            self._outbox += self._send_close(code, close_payload_reason(reason))
         self.state = State.CLOSED
         self._input_broken = True
         self._pending_input.clear()
@@ -680,15 +697,20 @@ class WebSocketConnection:
         if payload is None:
             return b""
         self._owed_pong = None
-        ws = self._ws
-        if self.state is not State.OPEN or ws is None or ws.state is not WsprotoState.OPEN:
+        wire = self._wire
+        if self.state is not State.OPEN or wire is None:
             return b""
-        return bytes(ws.send(Pong(payload=payload)))
+        if self._wire_state is not WsprotoState.OPEN:
+            return b""
+        return bytes(wire.pong(payload))
 
     def ping(self, payload: bytes = b"") -> bytes:
-        if self.state is not State.OPEN or self._ws is None:
+        wire = self._wire
+        if self.state is not State.OPEN or wire is None:
             return b""
-        return bytes(self._ws.send(Ping(payload=payload)))
+        if self._wire_state is not WsprotoState.OPEN:
+            return b""
+        return bytes(wire.ping(payload))
 
     def app_message(
         self, message: Mapping[str, Any], *, server: bytes | None = None, date: bytes | None = None
@@ -762,14 +784,15 @@ class WebSocketConnection:
         """Feed bytes from the peer; then call :meth:`next_event` until it returns None."""
         if self._input_broken or self.state is State.CLOSED:
             return  # failed or finished: input is read and dropped until the peer hangs up
-        if self._ws is None:
+        wire = self._wire
+        if wire is None:
             # The client must wait for the 101 (RFC 6455 §4.1); keep what it sent early.
             self._early += data
             return
         if self._deflate is not None:
             self._pending_input += data
-        else:
-            self._ws.receive_data(data)
+        elif self._wire_state in _READING:
+            wire.receive_bytes(data)
 
     @property
     def buffered_early(self) -> int:
@@ -785,46 +808,53 @@ class WebSocketConnection:
 
     def next_event(self) -> Event | None:
         """The next event from the input fed so far, or None when more input is needed."""
-        ws = self._ws
-        if ws is None or self._input_broken:
+        wire = self._wire
+        if wire is None or self._input_broken:
             return None
         while True:
-            if self._events is None:
-                self._events = ws.events()
-            event = next(self._events, None)
-            if event is None:
-                self._events = None
-                if self._pending_input and ws.state in (
-                    WsprotoState.OPEN,
-                    WsprotoState.LOCAL_CLOSING,
-                ):
+            frames = self._frames
+            if frames is None:
+                frames = self._frames = wire.received_frames()
+            try:
+                frame = next(frames, None)
+            except ParseFailed as exc:
+                # wsproto picks the code: 1002 for framing errors, 1007 for bad UTF-8 (RFC
+                # 6455 §7.4.1, §8.1).  Its generator is finished; fail() stops all input.
+                self._frames = None
+                return self.fail(int(exc.code), "")
+            if frame is None:
+                self._frames = None
+                if self._pending_input and self._wire_state in _READING:
                     chunk = bytes(self._pending_input[:_DEFLATE_FEED_SLICE])
                     del self._pending_input[:_DEFLATE_FEED_SLICE]
-                    ws.receive_data(chunk)
+                    wire.receive_bytes(chunk)
                     continue
                 return None
-            if isinstance(event, TextMessage | BytesMessage):
-                result = self._data(event)
+            opcode = frame.opcode
+            # str (text), bytes (binary, ping, pong) or (code, reason) (close), by opcode.
+            payload: Any = frame.payload
+            if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+                result = self._data(payload, frame.message_finished, opcode is Opcode.TEXT)
                 if result is not None:
                     return result
-            elif isinstance(event, Ping):
+            elif opcode is Opcode.PING:
                 # RFC 6455 §5.5.2/§5.5.3: answer with a Pong carrying the same payload.
-                if ws.state is WsprotoState.OPEN:
+                if self._wire_state is WsprotoState.OPEN:
                     if self.hold_pongs:
                         # §5.5.3 lets us answer only the most recent Ping.  A peer that pings
                         # but never reads would otherwise make us buffer pongs without bound.
-                        self._owed_pong = bytes(event.payload)
+                        self._owed_pong = bytes(payload)
                     else:
-                        self._outbox += ws.send(Pong(payload=event.payload))
-            elif isinstance(event, Pong):
-                return PongReceived(bytes(event.payload))
-            elif isinstance(event, CloseConnection):
-                return self._close_event(ws, event)
+                        self._outbox += wire.pong(payload)
+            elif opcode is Opcode.PONG:
+                return PongReceived(bytes(payload))
+            elif opcode is Opcode.CLOSE:
+                code, reason = payload  # checked by wsproto (codes, UTF-8 reason)
+                return self._close_event(code, reason)
 
-    def _data(self, event: TextMessage | BytesMessage) -> Event | None:
+    def _data(self, piece: Any, finished: bool, text: bool) -> Event | None:
         if self.state is not State.OPEN:
             return None  # after our Close, data frames are read and discarded (§1.4)
-        piece = event.data
         if piece:
             if isinstance(piece, str):
                 # isascii() is O(1) on CPython; only non-ASCII text pays for a byte count.
@@ -845,32 +875,31 @@ class WebSocketConnection:
                     "".join(parts[start:]) if type(piece) is str else b"".join(parts[start:])
                 ]
                 self._msg_joined = start + 1
-        if not event.message_finished:
+        if not finished:
             return None
         parts = self._msg_parts
         self._msg_parts = []
         self._msg_joined = 0
         self._msg_size = 0
         # A message that arrived in one read is one piece: hand it over without joining.
-        if isinstance(event, TextMessage):
+        if text:
             return MessageReceived(parts[0] if len(parts) == 1 else "".join(parts))
         if len(parts) == 1:
             return MessageReceived(bytes(parts[0]))
         return MessageReceived(b"".join(parts))
 
-    def _close_event(self, ws: WsprotoConnection, event: CloseConnection) -> Event:
-        if ws.state not in (WsprotoState.REMOTE_CLOSING, WsprotoState.CLOSED):
-            # wsproto reports a parse failure as a CloseConnection without changing state:
-            # 1002 for framing errors, 1007 for bad UTF-8 (RFC 6455 §8.1).
-            return self.fail(int(event.code), "")
-        code = int(event.code)
-        reason = event.reason or ""
+    def _close_event(self, code: int, reason: str) -> Event:
+        # The peer's Close (RFC 6455 §5.5.1); the closing handshake moves on as in wsproto.
+        if self._wire_state is WsprotoState.LOCAL_CLOSING:
+            self._wire_state = WsprotoState.CLOSED
+        else:
+            self._wire_state = WsprotoState.REMOTE_CLOSING
         if self.state is State.OPEN:
             # §5.5.1: answer a Close we did not initiate with a Close (echoing the code).
-            # A Close without a code (1005) is answered without one: pass wsproto its own enum.
-            self._outbox += ws.send(CloseConnection(code=event.code))
+            # A Close without a code (1005) is answered without one.
+            self._outbox += self._send_close(None if code == CloseReason.NO_STATUS_RCVD else code)
         self.state = State.CLOSED
-        return Closed(code, reason)
+        return Closed(int(code), reason or "")
 
     def connection_lost(self) -> Closed | None:
         """The transport is gone; returns the disconnect to deliver, if not already closed."""

@@ -160,6 +160,27 @@ async def test_pipelining_order_raw() -> None:
         assert bodies == [b"/slow", b"/fast", b"/post"]
 
 
+async def test_repeated_and_mixed_heads_over_a_real_socket() -> None:
+    """Identical heads (served from the parser's repeated-head cache), a head that only starts
+    like them, a body-carrying request and the same head again, pipelined and one by one."""
+    get = b"GET /same?q=1 HTTP/1.1\r\nHost: t\r\nAccept: */*\r\n\r\n"
+    longer = b"GET /same?q=1 HTTP/1.1\r\nHost: t\r\nAccept: */*\r\nX-More: 1\r\n\r\n"
+    post = b"POST /same?q=1 HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nbody"
+    async with serve(echo, **OPTS) as srv, connect(srv) as (reader, writer):
+        writer.write(get * 3 + longer + post + b"\r\n" + get)
+        bodies = [(await read_response(reader))[2] for _ in range(6)]
+        assert bodies == [b"GET /same "] * 4 + [b"POST /same body", b"GET /same "]
+        for _ in range(3):
+            writer.write(get)
+            assert (await read_response(reader))[2] == b"GET /same "
+        writer.write(get[:9])  # a repeated head arriving in two reads
+        await writer.drain()
+        await wait_for(lambda: the_protocol(srv).parser.buffered > 0)
+        writer.write(get[9:])
+        assert (await read_response(reader))[2] == b"GET /same "
+        assert srv.state.total_requests == 10
+
+
 async def test_expect_100_continue_raw() -> None:
     async with serve(echo, **OPTS) as srv, connect(srv) as (reader, writer):
         writer.write(

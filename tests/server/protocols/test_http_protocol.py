@@ -734,3 +734,32 @@ async def test_pipelined_backlog_pauses_reading() -> None:
     await until(lambda: t.reading)
     await until(lambda: t.data.count(b"HTTP/1.1 200 OK") == 1 + backlog.count(b"GET"))
     await settle(state)
+
+
+async def test_repeated_head_scopes_are_independent_and_complete() -> None:
+    """The parser reuses an identical head (see HTTP11Connection._try_repeat): every request
+    still gets its own scope and header list, and an app changing them affects nothing."""
+    scopes: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        scopes.append(scope)
+        scope["headers"].append((b"x-mutated", b"1"))
+        assert await receive() == {"type": "http.request", "body": b"", "more_body": False}
+        await hello(scope, receive, send)
+
+    proto, t, state = make(app)
+    head = b"GET /p?q=1 HTTP/1.1\r\nHost: t\r\nAccept: */*\r\n\r\n"
+    proto.data_received(head)
+    await settle(state)
+    proto.data_received(head + head)  # pipelined repeats
+    await until(lambda: len(t.writes) == 3)
+    await settle(state)
+    proto.data_received(head)
+    await until(lambda: len(t.writes) == 4)
+    await settle(state)
+    assert len(scopes) == 4 and len({id(s["headers"]) for s in scopes}) == 4
+    for scope in scopes:
+        assert scope["path"] == "/p" and scope["query_string"] == b"q=1"
+        assert scope["headers"] == [(b"host", b"t"), (b"accept", b"*/*"), (b"x-mutated", b"1")]
+    assert all(w.startswith(b"HTTP/1.1 200 OK\r\n") for w in t.writes)
+    assert state.total_requests == 4 and not t.closed

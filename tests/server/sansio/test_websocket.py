@@ -486,6 +486,33 @@ def test_server_initiated_close_then_peer_reply() -> None:
     assert conn.state is State.CLOSED
 
 
+def test_closing_handshake_states_follow_rfc_6455_section_7() -> None:
+    """The frame layer is wsproto's FrameProtocol; the closing-handshake state is ours."""
+    # Peer first: we answer once, then nothing more goes out and input is ignored.
+    conn = opened()
+    conn.receive_data(masked_frame(0x88, struct.pack("!H", 4000) + b"bye"))
+    assert drain(conn) == [Closed(4000, "bye")]
+    assert conn.data_to_send() == b"\x88\x02" + struct.pack("!H", 4000)
+    assert conn.close(1000) == b"" and conn.ping(b"p") == b""
+    conn.receive_data(masked_frame(0x81, b"after"))
+    assert drain(conn) == [] and conn.data_to_send() == b""
+    # Us first: pings from the peer are no longer answered while we wait for its Close.
+    conn = opened()
+    assert conn.close(1001, "going") == b"\x88\x07" + struct.pack("!H", 1001) + b"going"
+    conn.receive_data(masked_frame(0x89, b"p"))
+    assert drain(conn) == [] and conn.data_to_send() == b""
+    conn.receive_data(masked_frame(0x88, struct.pack("!H", 1001)))
+    assert drain(conn) == [Closed(1001, "")]
+    assert conn.data_to_send() == b""
+    # A protocol error (reserved opcode) fails with the code wsproto chose, once.
+    conn = opened()
+    conn.receive_data(masked_frame(0x83, b"x") + masked_frame(0x81, b"never"))
+    (event,) = drain(conn)
+    assert isinstance(event, Closed) and event.code == 1002 and event.failed
+    assert conn.data_to_send()[:4] == b"\x88\x02\x03\xea"
+    assert drain(conn) == []
+
+
 def test_early_data_is_parsed_after_accept() -> None:
     conn = connecting()
     conn.receive_data(masked_frame(0x81, b"early"))

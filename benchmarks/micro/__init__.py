@@ -1,0 +1,1 @@
+"""In-process micro-benchmarks of the server's hot paths (µs per operation)."""
