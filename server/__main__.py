@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import sys
 
-from server.cli import main
-
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        from server.cli import main
+
+        code = main()
+    except KeyboardInterrupt:
+        # Ctrl+C before the server (or supervisor) had its own handlers, e.g. while Django
+        # settings were being read: stop without a traceback, like a forced exit.
+        code = 1
+    sys.exit(code)

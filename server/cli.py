@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
+import math
 import os
 import sys
 import types
@@ -69,9 +71,12 @@ def parse_value(name: str, raw: str) -> Any:
             raise ValueError(f"expected an integer, got {raw!r}") from None
     if hint is float:
         try:
-            return float(text)
+            number = float(text)
         except ValueError:
             raise ValueError(f"expected a number, got {raw!r}") from None
+        if not math.isfinite(number):
+            raise ValueError(f"expected a finite number, got {raw!r}")
+        return number
     if typing.get_origin(hint) is Literal:
         choices = typing.get_args(hint)
         if text.lower() in choices:
@@ -96,6 +101,13 @@ def _arg_type(name: str) -> Callable[[str], Any]:
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # argparse prints usage plus the message; one line is easier to spot in service logs.
+        if message.startswith("unrecognized arguments:"):
+            known = [o for o in self._option_string_actions if o.startswith("--")]
+            for word in message.partition(":")[2].split():
+                close = difflib.get_close_matches(word.partition("=")[0], known, 1)
+                if word.startswith("--") and close:
+                    message += f" (did you mean {close[0]}?)"
+                    break
         report_error(f"{message} (see --help)")
         sys.exit(EXIT_USAGE)
 
@@ -314,7 +326,14 @@ def options_from_env(environ: Mapping[str, str]) -> dict[str, Any]:
             continue
         name = known.get(key)
         if name is None or name in _INTERNAL:
-            print(f"{PROG}: warning: ignoring unknown environment variable {key}", file=sys.stderr)
+            close = difflib.get_close_matches(
+                key, [k for k, v in known.items() if v not in _INTERNAL], 1
+            )
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            print(
+                f"{PROG}: warning: ignoring unknown environment variable {key}{hint}",
+                file=sys.stderr,
+            )
             continue
         if name == "app":
             options[name] = raw

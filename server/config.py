@@ -8,6 +8,7 @@ options from this object only.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -104,7 +105,24 @@ def _positive(name: str, value: float | None, *, allow_none: bool = False) -> No
         raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {value!r}")
 
 
+_FLOAT_FIELDS = (
+    "timeout_keep_alive",
+    "timeout_request_header",
+    "timeout_graceful_shutdown",
+    "application_close_timeout",
+    "ws_ping_interval",
+    "ws_ping_timeout",
+    "ws_connect_timeout",
+)
+
+
 def _validate(c: Config) -> None:
+    # NaN slips through every comparison below and inf overflows the event loop's timers
+    # (uvloop raises on call_later(nan/inf)), so both must be refused up front.
+    for name in _FLOAT_FIELDS:
+        value = getattr(c, name)
+        if value is not None and not math.isfinite(value):
+            raise ConfigError(f"--{name.replace('_', '-')} must be a finite number, got {value!r}")
     if not (0 <= c.port <= 65535):
         raise ConfigError(f"--port must be between 0 and 65535, got {c.port}")
     if c.backlog < 1:

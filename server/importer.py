@@ -34,6 +34,10 @@ class AppLoadError(Exception):
 
 
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SyntaxError) and exc.filename:
+        # str(SyntaxError) names only the file's basename: ambiguous in a project with many
+        # models.py/views.py, so give the full path and line.
+        return f"{type(exc).__name__}: {exc.msg} ({exc.filename}, line {exc.lineno})"
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
@@ -42,6 +46,9 @@ def _add_app_dir(app_dir: str | None) -> None:
     # ``python -m`` puts the cwd on sys.path but the ``channels-server`` console script does not;
     # adding it (or --app-dir) makes both behave the same.
     path = os.path.abspath(app_dir if app_dir is not None else os.getcwd())
+    if app_dir is not None and not os.path.isdir(path):
+        # A typo here would otherwise surface as a confusing "could not import module".
+        raise AppImportError(f"--app-dir {app_dir}: no such directory")
     if path not in sys.path:
         sys.path.insert(0, path)
 
@@ -90,7 +97,8 @@ def _is_asgi2(app: Any) -> bool:
     positional parameters decides: one means ASGI 2, anything else is assumed to be ASGI 3.
     """
     if inspect.isclass(app):
-        return True
+        # ASGI 3 also allows a class whose instances are awaitable: Cls(scope, receive, send).
+        return not hasattr(app, "__await__")
     try:
         # signature() of an instance describes its __call__ without ``self``; partials and
         # decorated functions (functools.wraps) are resolved too.
@@ -103,6 +111,13 @@ def _is_asgi2(app: Any) -> bool:
         if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
     ]
     has_varargs = any(p.kind is p.VAR_POSITIONAL for p in params)
+    if len(positional) == 1 and not has_varargs and inspect.iscoroutinefunction(app):
+        # ASGI 2's outer callable is synchronous (it returns the coroutine function);
+        # "async def app(scope)" would fail on the first request with a confusing TypeError.
+        raise AppImportError(
+            f"{app!r} is an async function taking one argument: neither ASGI 3 "
+            f"(scope, receive, send) nor ASGI 2 (scope) -> async (receive, send)"
+        )
     if not positional and not has_varargs:
         raise AppImportError(
             f"{app!r} takes no arguments, so it is not an ASGI application "
@@ -143,6 +158,12 @@ def load_app(app: Any, *, factory: bool = False, app_dir: str | None = None) -> 
             raise AppLoadError(
                 f"application factory {label!r} raised {_describe(exc)} {DEBUG_HINT}"
             ) from exc
+        if inspect.iscoroutine(obj):
+            obj.close()  # never awaited: close it so Python doesn't warn about it at exit
+            raise AppImportError(
+                f"--factory: {label!r} is an async function; the factory must be a plain "
+                f"callable returning the application"
+            )
 
     if not callable(obj):
         hint = " (did you mean --factory?)" if not factory else ""

@@ -9,22 +9,31 @@ Modes (``--lifespan``):
 * ``on``   - lifespan is required: any such failure is fatal.
 
 In every mode ``lifespan.startup.failed`` is fatal: the server logs the app's message and exits
-non-zero.  The scope carries ``state``, the very dict that becomes ``ServerState.lifespan_state``,
+non-zero.  Startup has no time limit (slow startups are legitimate) but is reported every
+:data:`STARTUP_WARN_INTERVAL` seconds, and a signal still stops the server meanwhile; an app
+that raises after ``startup.complete`` is logged and the server keeps serving.
+
+The scope carries ``state``, the very dict that becomes ``ServerState.lifespan_state``,
 so what the app stores there is shallow-copied into each connection scope.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
 from server.config import Config
+from server.importer import DEBUG_HINT
 from server.state import ServerState
 from server.types import ASGIApp, Message
 
 logger = logging.getLogger("server.error")
+
+# How long abort() waits for the lifespan task to honour its cancellation.
+ABORT_WAIT = 2.0
+# How often a startup that has not finished yet is reported.
+STARTUP_WARN_INTERVAL = 30.0
 
 
 class LifespanFailure(Exception):
@@ -55,11 +64,31 @@ class Lifespan:
         logger.info("Waiting for application startup.")
         self._task = asyncio.get_running_loop().create_task(self._run())
         self._queue.put_nowait({"type": "lifespan.startup"})
-        await self._startup_done.wait()
+        await self._wait_for_startup()
         if self.startup_failed:
             raise LifespanFailure(self.failure_message)
         if self.supported:
             logger.info("Application startup complete.")
+
+    async def _wait_for_startup(self) -> None:
+        # Startup is deliberately not timed out (migrations, model loading... may be slow) and
+        # a signal still stops the server meanwhile; but an app that never answers must not
+        # leave the operator staring at a silent process.
+        done = asyncio.ensure_future(self._startup_done.wait())
+        waited = 0.0
+        try:
+            while True:
+                finished, _ = await asyncio.wait({done}, timeout=STARTUP_WARN_INTERVAL)
+                if finished:
+                    return
+                waited += STARTUP_WARN_INTERVAL
+                logger.warning(
+                    "Still waiting for application startup after %.0f s: the application has "
+                    "not sent lifespan.startup.complete (or failed).",
+                    waited,
+                )
+        finally:
+            done.cancel()
 
     async def shutdown(self, wait_seconds: float | None) -> None:
         """Run shutdown, waiting at most ``wait_seconds`` for the app to answer."""
@@ -87,8 +116,10 @@ class Lifespan:
         task = self._task
         if task is not None and not task.done():
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # Bounded: an app that swallows the cancellation must not keep the process alive.
+            await asyncio.wait({task}, timeout=ABORT_WAIT)
+            if not task.done():
+                logger.warning("Lifespan task ignored cancellation; abandoning it.")
 
     # --- the app side ------------------------------------------------------------------------
     async def _run(self) -> None:
@@ -119,11 +150,20 @@ class Lifespan:
                 logger.info("ASGI 'lifespan' protocol appears unsupported%s.", reason)
                 return
             self.startup_failed = True
+            # The runtime turns failure_message into the one error line the user sees; the
+            # traceback is only for --log-level debug (same habit as a failing import).
+            hint = (
+                " (if the application does not support lifespan, use --lifespan auto or off)"
+                if not self._sent_any
+                else ""
+            )
             if exc is None:
-                self.failure_message = "the application returned before completing startup"
+                self.failure_message = f"the application returned before completing startup{hint}"
             else:
-                self.failure_message = f"exception in lifespan startup: {type(exc).__name__}: {exc}"
-                logger.error("Exception in 'lifespan' protocol", exc_info=exc)
+                self.failure_message = (
+                    f"exception in lifespan startup: {type(exc).__name__}: {exc}{hint} {DEBUG_HINT}"
+                )
+                logger.debug("Exception in 'lifespan' protocol", exc_info=exc)
             return
         if exc is not None:
             logger.error("Exception in 'lifespan' protocol", exc_info=exc)

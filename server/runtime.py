@@ -9,10 +9,12 @@ Life of :meth:`Server.serve`:
 4. Wait for ``should_exit`` (SIGTERM/SIGINT, :meth:`Server.shutdown`, ``--limit-max-requests``).
 5. Graceful shutdown: stop accepting, ``shutdown()`` every connection, wait until idle for at
    most ``--timeout-graceful-shutdown`` seconds, abort what is left, cancel leftover tasks,
-   lifespan shutdown.  A second signal (``force_exit``) skips the waiting.
+   lifespan shutdown (given at least :data:`LIFESPAN_SHUTDOWN_MIN` s even with a graceful
+   timeout of 0).  A second signal (``force_exit``) cuts every one of these waits short.
 
 Exit codes used by :func:`run_config` (and so by the CLI and the supervisor's workers):
-0 clean stop, 1 runtime failure (port in use, app raised on import, forced exit),
+0 clean stop, 1 runtime failure (port in use, app raised on import, forced exit, lifespan
+shutdown failed),
 2 usage/configuration error, 3 application startup failed (lifespan).
 """
 
@@ -36,7 +38,7 @@ from typing import Any
 from server.config import Config, ConfigError
 from server.importer import AppImportError, AppLoadError, load_app
 from server.lifespan import Lifespan, LifespanFailure
-from server.state import ServerState
+from server.state import RequestLimitState, ServerState
 from server.types import ASGIApp
 
 logger = logging.getLogger("server.error")
@@ -48,9 +50,15 @@ EXIT_STARTUP_FAILED = 3
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-# How often --limit-max-requests is checked.  Reading one int per second costs nothing; a
-# callback per request would put the check on the hot path for a feature few enable.
-MAX_REQUESTS_TICK = 1.0
+
+# --timeout-graceful-shutdown bounds how long connections may drain; the app's own lifespan
+# shutdown (closing pools, flushing) still gets at least this long, otherwise "0" would mean
+# "never let the app clean up" and every stop would be reported as a failed shutdown.
+LIFESPAN_SHUTDOWN_MIN = 5.0
+
+
+def lifespan_shutdown_timeout(config: Config) -> float:
+    return max(config.timeout_graceful_shutdown, LIFESPAN_SHUTDOWN_MIN)
 
 
 class StartupError(Exception):
@@ -251,7 +259,7 @@ class Server:
     def __init__(self, config: Config, app: ASGIApp | None = None) -> None:
         self.config = config
         self.app = app
-        self.state = ServerState()
+        self.state = self._make_state()
         self.started = ThreadSafeFlag()
         self.bound_addresses: list[Any] = []
         self.exit_code = EXIT_OK
@@ -262,9 +270,11 @@ class Server:
         self._force_event: asyncio.Event | None = None
         self._servers: list[asyncio.Server] = []
         self._owned_uds: str | None = None
-        self._ticker: asyncio.TimerHandle | None = None
         # Called once listening (the supervisor's workers use it to report readiness).
         self.on_started: Callable[[Server], None] | None = None
+        # Called from serve() as soon as the loop runs, before the app is imported or started
+        # (the supervisor's workers watch for their parent's death from there on).
+        self.on_loop: Callable[[Server], None] | None = None
 
     # --- exit requests (thread-safe) ------------------------------------------------------------
     @property
@@ -344,6 +354,8 @@ class Server:
             self._exit_event.set()
         if self._force_exit:
             self._force_event.set()
+        if self.on_loop is not None:
+            self.on_loop(self)
         config = self.config
         if self.app is None:
             self.app = load_app(config.app, factory=config.factory, app_dir=config.app_dir)
@@ -359,29 +371,26 @@ class Server:
             if not await self._startup(lifespan):
                 return
             if self._should_exit:  # asked to stop while starting up: don't start serving
-                await lifespan.shutdown(config.timeout_graceful_shutdown)
+                await lifespan.shutdown(lifespan_shutdown_timeout(config))
                 return
             try:
                 await self._start_serving(loop, app, socks, ssl_ctx)
             except BaseException:
-                await lifespan.shutdown(config.timeout_graceful_shutdown)
+                await lifespan.shutdown(lifespan_shutdown_timeout(config))
                 raise
-            self._start_max_requests_ticker(loop)
             self.started.set()
             if self.on_started is not None:
                 self.on_started(self)
             await self._exit_event.wait()
             await self._graceful_shutdown()
+            if not self._force_exit:
+                await self._lifespan_shutdown(lifespan)
             if self._force_exit:
                 self.exit_code = EXIT_RUNTIME
                 await lifespan.abort()
-            else:
-                await lifespan.shutdown(config.timeout_graceful_shutdown)
-                if lifespan.shutdown_failed:
-                    self.exit_code = EXIT_RUNTIME
+            elif lifespan.shutdown_failed:
+                self.exit_code = EXIT_RUNTIME
         finally:
-            if self._ticker is not None:
-                self._ticker.cancel()
             for sig in signals:
                 loop.remove_signal_handler(sig)
             for srv in self._servers:
@@ -394,6 +403,21 @@ class Server:
                     os.unlink(self._owned_uds)
             logger.info("Finished server process [%d]", os.getpid())
 
+    async def _lifespan_shutdown(self, lifespan: Lifespan) -> None:
+        """Lifespan shutdown, cut short by a second signal (force_exit)."""
+        assert self._force_event is not None
+        shutdown = asyncio.ensure_future(lifespan.shutdown(lifespan_shutdown_timeout(self.config)))
+        forced = asyncio.ensure_future(self._force_event.wait())
+        try:
+            await asyncio.wait({shutdown, forced}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            forced.cancel()
+        if not shutdown.done():
+            logger.warning("Application shutdown interrupted: forcing exit.")
+            shutdown.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await shutdown
+
     async def _startup(self, lifespan: Lifespan) -> bool:
         """Run lifespan startup unless asked to exit meanwhile; False means "stop now"."""
         assert self._exit_event is not None
@@ -403,7 +427,12 @@ class Server:
             await asyncio.wait({startup, exit_wait}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             exit_wait.cancel()
+            # Cancelled ourselves (Ctrl+C while the app was still being imported: asyncio's
+            # runner cancels the main task): don't let startup carry on behind our back.
+            if not startup.done() and not exit_wait.done():
+                startup.cancel()
         if not startup.done():
+            logger.info("Application startup interrupted: not serving.")
             startup.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await startup
@@ -453,26 +482,19 @@ class Server:
                 os.getpid(),
             )
 
-    def _start_max_requests_ticker(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _make_state(self) -> ServerState:
         limit = self.config.limit_max_requests
         if limit is None:
-            return
+            return ServerState()
         # Jitter spreads the recycling of workers started together so they don't all restart
         # at the same moment.
         threshold = limit + random.randint(0, self.config.limit_max_requests_jitter)
 
-        def tick() -> None:
-            if self.state.total_requests >= threshold:
-                logger.info(
-                    "Served %d requests (limit %d): shutting down.",
-                    self.state.total_requests,
-                    threshold,
-                )
-                self.should_exit = True
-                return
-            self._ticker = loop.call_later(MAX_REQUESTS_TICK, tick)
+        def reached() -> None:
+            logger.info("Served %d requests (limit %d): shutting down.", threshold, threshold)
+            self.should_exit = True
 
-        self._ticker = loop.call_later(MAX_REQUESTS_TICK, tick)
+        return RequestLimitState(threshold, reached)
 
     async def _graceful_shutdown(self) -> None:
         assert self._force_event is not None
@@ -505,7 +527,17 @@ class Server:
             logger.warning("Cancelling %d application task(s) still running.", len(tasks))
             for task in tasks:
                 task.cancel()
-            await asyncio.wait(tasks, timeout=max(1.0, min(timeout, 5.0)))
+            # Cancelled tasks normally end within one loop iteration; one that catches the
+            # cancellation gets a bounded moment, cut short by a (further) forcing signal.
+            all_done = asyncio.ensure_future(asyncio.wait(tasks))
+            waiters: set[asyncio.Future[Any]] = {all_done}
+            if not self._force_exit:
+                waiters.add(asyncio.ensure_future(self._force_event.wait()))
+            await asyncio.wait(
+                waiters, timeout=max(1.0, min(timeout, 5.0)), return_when=asyncio.FIRST_COMPLETED
+            )
+            for waiter in waiters:
+                waiter.cancel()
         for srv in self._servers:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(srv.wait_closed(), 1.0)
@@ -540,9 +572,11 @@ def run_single(
     config: Config,
     sockets: list[socket.socket] | None = None,
     on_started: Callable[[Server], None] | None = None,
+    on_loop: Callable[[Server], None] | None = None,
 ) -> int:
     server = Server(config)
     server.on_started = on_started
+    server.on_loop = on_loop
     try:
         return server.run(sockets)
     except StartupError as exc:

@@ -7,6 +7,7 @@ Protocols register themselves in ``connections`` on ``connection_made`` and leav
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any, Protocol
 
 
@@ -18,8 +19,14 @@ class Connection(Protocol):
 
 
 class ServerState:
-    __slots__ = ("_idle", "connections", "lifespan_state", "shutting_down", "tasks",
-                 "total_requests")
+    __slots__ = (
+        "_idle",
+        "connections",
+        "lifespan_state",
+        "shutting_down",
+        "tasks",
+        "total_requests",
+    )
 
     def __init__(self) -> None:
         self.connections: set[Connection] = set()
@@ -44,3 +51,31 @@ class ServerState:
             return
         self._idle = asyncio.Event()
         await self._idle.wait()
+
+
+class RequestLimitState(ServerState):
+    """``ServerState`` for ``--limit-max-requests``: calls ``on_limit`` once the count is reached.
+
+    Only servers with the limit set use this class, so the plain attribute increment of
+    ``total_requests`` by the HTTP protocol stays free for everyone else; here the increment
+    goes through a property and the limit holds exactly, however busy the worker is.
+    """
+
+    __slots__ = ("_count", "limit", "on_limit")
+
+    def __init__(self, limit: int, on_limit: Callable[[], None]) -> None:
+        self._count = 0
+        self.limit = limit
+        self.on_limit: Callable[[], None] | None = on_limit
+        super().__init__()
+
+    @property
+    def total_requests(self) -> int:
+        return self._count
+
+    @total_requests.setter
+    def total_requests(self, value: int) -> None:
+        self._count = value
+        if value >= self.limit and self.on_limit is not None:
+            callback, self.on_limit = self.on_limit, None
+            callback()

@@ -36,7 +36,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from server.config import Config
-from server.runtime import EXIT_OK, EXIT_RUNTIME, Server, StartupError, report_error, run_single
+from server.runtime import (
+    EXIT_OK,
+    EXIT_RUNTIME,
+    EXIT_USAGE,
+    Server,
+    StartupError,
+    lifespan_shutdown_timeout,
+    report_error,
+    run_single,
+)
 
 logger = logging.getLogger("server.error")
 
@@ -78,6 +87,14 @@ class Supervisor:
 
     # --- public -----------------------------------------------------------------------------------
     def run(self) -> int:
+        from server.importer import AppImportError, _add_app_dir
+
+        try:
+            # Checked here once: otherwise every worker would report the same bad --app-dir.
+            _add_app_dir(self.config.app_dir)
+        except AppImportError as exc:
+            report_error(str(exc))
+            return EXIT_USAGE
         warn_if_in_memory_layer(self.config)
         try:
             self._bind()
@@ -183,8 +200,13 @@ class Supervisor:
         if self._stopping == 2:
             self.exit_code = self.exit_code or EXIT_RUNTIME  # same as a forced single process
         if self._stopping == 1:
+            # A worker may spend the graceful timeout draining connections and then up to
+            # the lifespan shutdown timeout in the app's shutdown handler.
             self._stop_deadline = (
-                time.monotonic() + self.config.timeout_graceful_shutdown + KILL_GRACE
+                time.monotonic()
+                + self.config.timeout_graceful_shutdown
+                + lifespan_shutdown_timeout(self.config)
+                + KILL_GRACE
             )
         self._restart_due.clear()
         self._rolling.clear()
@@ -248,6 +270,12 @@ class Supervisor:
         how = f"exit code {code}" if code >= 0 else f"signal {signal.Signals(-code).name}"
         if worker.retiring or self._stopping:
             logger.info("Worker [%d] stopped (%s)", worker.pid, how)
+            # A worker that failed its own shutdown (lifespan shutdown.failed, forced) or had to
+            # be SIGKILLed makes the whole stop unclean, as it would for a single process.  A
+            # worker killed by our SIGTERM before it installed its handlers (still importing)
+            # stopped as asked.
+            if self._stopping and (code > 0 or code == -signal.SIGKILL):
+                self.exit_code = self.exit_code or EXIT_RUNTIME
             return
         if worker.pid == self._newcomer:
             self._newcomer = None
@@ -309,7 +337,9 @@ class Supervisor:
                 os.close(other.ready_fd)
         life_r = self._life_r
 
-        def started(server: Server) -> None:
+        def watch_parent(server: Server) -> None:
+            # From the very start of the worker's loop, not only once it listens: a parent
+            # killed while the app's lifespan startup hangs must not leave an orphan behind.
             import asyncio
 
             loop = asyncio.get_running_loop()
@@ -321,12 +351,14 @@ class Supervisor:
                 server.should_exit = True
 
             loop.add_reader(life_r, parent_gone)
+
+        def started(server: Server) -> None:
             try:
                 os.write(ready_w, b"1")
             finally:
                 os.close(ready_w)
 
-        return run_single(self.config, self.sockets, on_started=started)
+        return run_single(self.config, self.sockets, on_started=started, on_loop=watch_parent)
 
 
 def _kill(pid: int, sig: int) -> None:
