@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks of this server against its peers; run ``python -m benchmarks run``."""

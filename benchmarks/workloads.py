@@ -1,0 +1,297 @@
+"""The workloads (A to F) and how one (workload, server) pair is measured.
+
+Each measurement: start the server pinned to ``server_core``; warm up; ``repeats`` fixed-length
+windows with the load generator pinned to ``load_core``; the median window is the figure.
+Non-2xx responses, socket errors, failed connections and lost messages are summed, never hidden.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks import servers
+from benchmarks.loadgen import wrk
+from benchmarks.windows import WindowPlan
+
+RAW_APP = "bench_raw:app"
+PLAIN_APP = "bench_django.asgi_plain:application"
+ROUTER_APP = "bench_django.asgi_router:application"
+
+
+@dataclass
+class Settings:
+    mode: str  # "smoke", "quick" or "full"
+    warmup: float
+    duration: float
+    repeats: int
+    wrk_connections: int
+    echo_clients: int
+    fanout_sizes: tuple[int, ...]
+    idle_clients: int
+    round_deliveries: int  # fan-out: messages per burst = this / clients (1..20)
+    latency_rounds: int
+    server_core: int | None
+    load_core: int | None
+    log_dir: Path
+    redis_url: str | None = None
+    # Windows where other processes took more than this % of the server's core are redone,
+    # at most extra_windows times per measurement (see windows.py).
+    max_contention: float = 15.0
+    extra_windows: int = 3
+
+    @property
+    def http_seconds(self) -> int:
+        # wrk only takes whole seconds.
+        return max(1, round(self.duration))
+
+
+@dataclass(frozen=True)
+class Workload:
+    id: str
+    title: str
+    kind: str  # "http", "echo", "fanout" or "idle"
+    app: str
+    metric: str
+    higher_is_better: bool = True
+    django: bool = False
+    clients: int = 0
+    layer: str = "memory"
+    burst: int = 1
+    # The workload whose "ours" figure this one is compared with (F is compared with A).
+    ratio_base: str | None = None
+    servers: tuple[str, ...] = field(default=())
+
+
+def catalog(s: Settings) -> list[Workload]:
+    items = [
+        Workload("A", "A: hello world, raw ASGI, HTTP keep-alive", "http", RAW_APP, "req/s"),
+        Workload(
+            "F",
+            "F: ceiling, bare uvloop Protocol with a canned response",
+            "http",
+            RAW_APP,
+            "req/s",
+            ratio_base="A",
+            servers=("bare-uvloop",),
+        ),
+        Workload(
+            "B-plain",
+            "B: Django async view, get_asgi_application()",
+            "http",
+            PLAIN_APP,
+            "req/s",
+            django=True,
+        ),
+        Workload(
+            "B-router",
+            "B: Django async view behind ProtocolTypeRouter",
+            "http",
+            ROUTER_APP,
+            "req/s",
+            django=True,
+        ),
+        Workload(
+            "C",
+            f"C: WebSocket echo, AsyncWebsocketConsumer, {s.echo_clients} clients, 64 B text",
+            "echo",
+            ROUTER_APP,
+            "round trips/s",
+            django=True,
+            clients=s.echo_clients,
+        ),
+    ]
+    layers = ["memory", "redis"] if s.redis_url else ["memory"]
+    for layer in layers:
+        for n in s.fanout_sizes:
+            # At most 20 per burst: upstream's in-memory layer holds 100 messages per channel.
+            # Big groups get single-message bursts, so every measured round is also a
+            # "time for one broadcast to reach all" sample.
+            burst = max(1, min(20, s.round_deliveries // n)) if n < 2000 else 1
+            items.append(
+                Workload(
+                    f"D-{layer}-{n}",
+                    f"D: group fan-out, {n} clients, {layer} layer, bursts of {burst}",
+                    "fanout",
+                    ROUTER_APP,
+                    "deliveries/s",
+                    django=True,
+                    clients=n,
+                    layer=layer,
+                    burst=burst,
+                )
+            )
+    items.append(
+        Workload(
+            "E",
+            f"E: server RSS with {s.idle_clients} idle WebSocket connections",
+            "idle",
+            ROUTER_APP,
+            "MiB RSS",
+            higher_is_better=False,
+            django=True,
+            clients=s.idle_clients,
+        )
+    )
+    return items
+
+
+def _median(values: list[float]) -> float:
+    clean = [v for v in values if not math.isnan(v)]
+    return statistics.median(clean) if clean else float("nan")
+
+
+def measure(w: Workload, spec: servers.ServerSpec, s: Settings) -> dict[str, Any]:
+    """Start the server, run the workload, stop the server; a result dict (never raises for a
+    server that fails: the failure is the result)."""
+    # Other work on the machine shows up here (2 shared cores): recorded with every figure.
+    load_before = os.getloadavg()[0]
+    env = {"BENCH_LAYER": w.layer}
+    if w.layer == "redis" and s.redis_url:
+        env["BENCH_REDIS_URL"] = s.redis_url
+    try:
+        with servers.running(
+            spec, w.app, core=s.server_core, log_dir=s.log_dir, tag=w.id, env=env, django=w.django
+        ) as srv:
+            result = _http(srv, s) if w.kind == "http" else _ws(w, srv, s)
+            result["stack"] = srv.info
+            result["loadavg_1m_before"] = load_before
+            return result
+    except (RuntimeError, OSError, ValueError, subprocess.SubprocessError) as exc:
+        return {"status": "failed", "error": str(exc)}
+
+
+def _http(srv: servers.Running, s: Settings) -> dict[str, Any]:
+    def once(seconds: int) -> wrk.WrkResult:
+        return wrk.run(
+            srv.port,
+            "/",
+            seconds=seconds,
+            connections=s.wrk_connections,
+            core=s.load_core,
+            server_pid=srv.pid,
+            server_core=s.server_core,
+        )
+
+    once(max(1, round(s.warmup)))
+    plan = WindowPlan(s.repeats, s.extra_windows, s.max_contention)
+    runs: list[wrk.WrkResult] = []
+    discarded: list[wrk.WrkResult] = []
+    while plan.more():
+        r = once(s.http_seconds)
+        (runs if plan.keep(r.others_on_server_core_pct) else discarded).append(r)
+    return {
+        "discarded_windows": [
+            {"rate": r.rate, "others_on_server_core_pct": r.others_on_server_core_pct}
+            for r in discarded
+        ],
+        "status": "ok",
+        "value": _median([r.rate for r in runs]),
+        "repeats": [r.rate for r in runs],
+        "p50_ms": _median([r.p50_ms for r in runs]),
+        "p99_ms": _median([r.p99_ms for r in runs]),
+        "requests": sum(r.requests for r in runs),
+        "non_2xx": sum(r.non_2xx for r in runs),
+        "errors": sum(r.socket_errors for r in runs),
+        "server_cpu_pct": _median([r.server_cpu_pct for r in runs]),
+        "loadgen_cpu_pct": _median([r.loadgen_cpu_pct for r in runs]),
+        "others_on_server_core_pct": _median([r.others_on_server_core_pct for r in runs]),
+        "loadgen": "wrk -t1",
+    }
+
+
+def _ws(w: Workload, srv: servers.Running, s: Settings) -> dict[str, Any]:
+    argv = [
+        sys.executable,
+        "-m",
+        "benchmarks.loadgen.ws",
+        w.kind,
+        "--port",
+        str(srv.port),
+        "--server-pid",
+        str(srv.pid),
+        "--clients",
+        str(w.clients),
+        "--warmup",
+        str(s.warmup),
+        "--duration",
+        str(s.duration),
+        "--repeats",
+        str(s.repeats),
+    ]
+    if s.load_core is not None:
+        argv += ["--core", str(s.load_core)]
+    if s.server_core is not None:
+        argv += ["--server-core", str(s.server_core)]
+    argv += ["--extra-windows", str(s.extra_windows), "--max-contention", str(s.max_contention)]
+    if w.kind == "fanout":
+        # With single-message bursts the measured rounds already give the broadcast time.
+        rounds = s.latency_rounds if w.burst > 1 else 0
+        argv += ["--burst", str(w.burst), "--latency-rounds", str(rounds)]
+    # Bounded: connecting, warm-up, the windows and closing, with a generous margin.
+    # (fan-out can spend 4 stalled rounds of 20 s plus a 10 s drain before giving up).
+    budget = 200 + w.clients / 20 + s.warmup + s.repeats * (s.duration + 30)
+    done = subprocess.run(
+        argv, cwd=servers.REPO, capture_output=True, text=True, timeout=budget, check=False
+    )
+    if done.returncode != 0 or not done.stdout.strip():
+        raise RuntimeError(
+            f"load generator failed ({done.returncode}): {done.stderr.strip()[-500:]}"
+        )
+    out: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = {
+        "status": "ok",
+        "loadgen": "benchmarks.loadgen.ws",
+        "raw": out,
+        "connect_errors": out["connect_errors"],
+    }
+    if w.kind == "idle":
+        result.update(
+            value=out["rss"] / 2**20,
+            repeats=[v / 2**20 for v in out["rss_samples"]],
+            pss_mib=out["pss"] / 2**20,
+            baseline_mib=out["baseline_rss"] / 2**20,
+            per_connection_kib=out["per_connection_bytes"] / 1024,
+            errors=out["connect_errors"] + (out["connected"] - out["open_at_end"]),
+        )
+        if out["connected"] < w.clients:
+            result["status"] = "partial"
+        return result
+    windows = out["windows"]
+    if not windows:
+        return {
+            **result,
+            "status": "failed",
+            "error": "no client could connect: " + "; ".join(out["connect_error_samples"]),
+        }
+    result.update(
+        value=_median([x["rate"] for x in windows]),
+        repeats=[x["rate"] for x in windows],
+        server_cpu_pct=_median([x["server_cpu_pct"] for x in windows]),
+        others_on_server_core_pct=_median([x["others_on_server_core_pct"] for x in windows]),
+        loadgen_cpu_pct=_median([x["loadgen_cpu_pct"] for x in windows]),
+        errors=out["connect_errors"] + out.get("dropped_connections", 0),
+        discarded_windows=out.get("discarded_windows", []),
+    )
+    if w.kind == "echo":
+        result.update(
+            p50_ms=_median([x["p50_ms"] for x in windows]),
+            p99_ms=_median([x["p99_ms"] for x in windows]),
+            errors=result["errors"] + sum(x["mismatches"] for x in windows),
+        )
+    else:
+        result.update(
+            lost=out["lost"],
+            duplicates=out["duplicates_or_reordered"],
+            errors=result["errors"] + out["unexpected_messages"],
+            broadcast_ms_p50=out["broadcast_ms_p50"],
+            broadcast_ms_max=out["broadcast_ms_max"],
+        )
+    return result
