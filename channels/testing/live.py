@@ -19,6 +19,7 @@ from django.test import TransactionTestCase
 from django.test.utils import modify_settings
 
 from ..routing import get_default_application
+from .connections import ThreadConnections
 
 # Seconds to wait for the server thread to bind; only reached when startup hangs.
 STARTUP_TIMEOUT = 30.0
@@ -95,6 +96,7 @@ class ChannelsLiveServerTestCase(TransactionTestCase):
     _port: int
     _server_thread: LiveServerThread
     _live_server_modified_settings: modify_settings
+    _thread_connections: ThreadConnections
 
     @property
     def live_server_url(self) -> str:
@@ -114,6 +116,10 @@ class ChannelsLiveServerTestCase(TransactionTestCase):
         cls._live_server_modified_settings = modify_settings(ALLOWED_HOSTS={"append": cls.host})
         cls._live_server_modified_settings.enable()
         cls.addClassCleanup(cls._live_server_modified_settings.disable)
+        # Registered before the server's cleanup so that it runs after the server stopped.
+        cls._thread_connections = ThreadConnections()
+        cls._thread_connections.start()
+        cls.addClassCleanup(cls._thread_connections.stop)
         wrapper = cls.static_wrapper if cls.serve_static else None
         cls._server_thread = LiveServerThread(
             cls.host, make_application(static_wrapper=wrapper), **cls.server_options
@@ -121,3 +127,11 @@ class ChannelsLiveServerTestCase(TransactionTestCase):
         cls._server_thread.start()
         cls.addClassCleanup(cls._server_thread.stop)
         cls._port = cls._server_thread.wait_started(STARTUP_TIMEOUT)
+
+    def _post_teardown(self) -> None:
+        # The connections the server's request threads opened during this test (see
+        # ``channels.testing.connections``); the next test's requests open their own.
+        try:
+            super()._post_teardown()  # type: ignore[misc]
+        finally:
+            self._thread_connections.close()

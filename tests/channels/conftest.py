@@ -52,8 +52,20 @@ def django_test_db() -> Iterator[None]:
 
 @pytest.fixture
 def db(django_test_db: None) -> Iterator[None]:
-    """TransactionTestCase-style isolation: every table is emptied after the test."""
-    yield
-    from django.core.management import call_command
+    """TransactionTestCase-style isolation: every table is emptied after the test.
 
-    call_command("flush", interactive=False, verbosity=0)
+    The connections that worker threads opened meanwhile (Django's per-request threads,
+    asgiref's executors) are closed afterwards, as ``ChannelsLiveServerTestCase`` does: Django
+    never closes connections to the in-memory test database itself.
+    """
+    from channels.testing.connections import ThreadConnections
+
+    threads = ThreadConnections()
+    threads.start()
+    try:
+        yield
+        from django.core.management import call_command
+
+        call_command("flush", interactive=False, verbosity=0)
+    finally:
+        threads.stop()

@@ -183,21 +183,23 @@ class Ticker(AsyncHttpConsumer):
 async def test_streaming_http_consumer_fed_by_the_layer_until_client_leaves() -> None:
     disconnected = asyncio.Event()
     app = Ticker.as_asgi(disconnected=disconnected)
-    async with (
-        serve(app, lifespan="off", access_log=False) as srv,
-        httpx.AsyncClient() as client,
-        client.stream("GET", srv.url + "/events") as response,
-    ):
-        lines = response.aiter_lines()
-        assert await anext(lines) == "data: ready"
-        layer = get_channel_layer()
-        for n in range(3):
-            await layer.group_send("tickers", {"type": "tick", "n": n})
-            assert await anext(lines) == ""
-            assert await anext(lines) == f"data: {n}"
-    # The client went away: the server delivered http.disconnect, the consumer cleaned up.
-    await asyncio.wait_for(disconnected.wait(), 10)
-    assert layer.statistics().groups == 0
+    async with serve(app, lifespan="off", access_log=False) as srv:
+        async with (
+            httpx.AsyncClient() as client,
+            client.stream("GET", srv.url + "/events") as response,
+        ):
+            lines = response.aiter_lines()
+            assert await anext(lines) == "data: ready"
+            layer = get_channel_layer()
+            for n in range(3):
+                await layer.group_send("tickers", {"type": "tick", "n": n})
+                assert await anext(lines) == ""
+                assert await anext(lines) == f"data: {n}"
+        # The client went away: the server delivered http.disconnect and the consumer cleaned
+        # up, while the server keeps running (waiting after leaving serve() would race its
+        # shutdown, which cancels application tasks once the connections are gone).
+        await asyncio.wait_for(disconnected.wait(), 10)
+        assert layer.statistics().groups == 0
 
 
 class Goodbye(AsyncWebsocketConsumer):

@@ -116,7 +116,7 @@ async def test_runserver_serves_asgi(tmp_path: Path, free_port: int) -> None:
     async with running(
         ["-m", "django", "runserver", f"127.0.0.1:{free_port}", "--noreload", "--skip-checks"],
         env,
-        "Starting development server at",
+        "Starting ASGI/WebSocket development server at",
     ) as (proc, _output):
         await exercise(f"127.0.0.1:{free_port}")
         async with httpx.AsyncClient() as client:
@@ -143,7 +143,9 @@ async def test_runserver_without_asgi_application_falls_back_to_wsgi(
         running(
             ["-m", "django", "runserver", f"127.0.0.1:{free_port}", "--noreload", "--skip-checks"],
             env,
-            "Starting development server at",
+            # Django's own banner: "Starting development server at" up to 5.2, "Starting WSGI
+            # development server at" from 6.0.
+            "development server at",
         ),
         httpx.AsyncClient() as client,
     ):

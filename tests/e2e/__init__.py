@@ -142,12 +142,37 @@ def chat_server(
             command, cwd=REPO_ROOT, env=chat_env(env), stdout=out, stderr=subprocess.STDOUT
         )
     running = RunningServer(proc, port, log)
+    workers = _worker_count(args)
+
+    def ready() -> bool:
+        # With --workers, one answering worker is not enough: the others may still be booting
+        # (slow on a loaded machine) and every connection would land on the first one.
+        return http_ok(running.base_url + HEALTH_PATH) and (
+            workers == 0 or _ready_workers(log) >= workers
+        )
+
     try:
-        wait_until(lambda: http_ok(running.base_url + HEALTH_PATH), proc, log, "server")
+        wait_until(ready, proc, log, "server")
         yield running
     finally:
         code = stop_process(proc)
     assert code == 0, f"server exited with {code} after SIGTERM:\n{running.log_tail()}"
+
+
+def _worker_count(args: Sequence[str]) -> int:
+    """The ``--workers N`` among the server's arguments (0 when there is no supervisor)."""
+    for i, arg in enumerate(args):
+        if arg == "--workers" and i + 1 < len(args):
+            return int(args[i + 1])
+        if arg.startswith("--workers="):
+            return int(arg.partition("=")[2])
+    return 0
+
+
+def _ready_workers(log: Path) -> int:
+    """How many workers the supervisor has reported listening ("Worker [pid] ready")."""
+    text = log.read_text(errors="replace")
+    return sum(1 for line in text.splitlines() if "Worker [" in line and "] ready" in line)
 
 
 @contextlib.contextmanager

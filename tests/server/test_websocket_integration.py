@@ -358,30 +358,35 @@ async def test_send_backpressure_with_a_client_that_does_not_read() -> None:
 
     async with serve(flood, ws_ping_interval=None) as srv:
         reader, writer = await raw_open(srv)
-        (proto,) = [c for c in srv.state.connections if isinstance(c, WebSocketProtocol)]
-        assert proto.flow is not None and proto.transport is not None
-        # Wait (bounded) until the app is parked in send() waiting for the drain.
-        for _ in range(500):
-            if proto.flow._drain_waiter is not None:
-                break
-            await asyncio.sleep(0.01)
-        assert proto.flow._drain_waiter is not None, "send never blocked"
-        assert len(progress) < total
-        # Memory stays bounded: what sits in our buffer is about one message, not 16 MiB.
-        assert proto.transport.get_write_buffer_size() < 4 * len(chunk)
-        # Now read everything: the app resumes and finishes.
-        c = WsprotoConnection(ConnectionType.CLIENT)
-        received = 0
-        while received < total * len(chunk):
-            c.receive_data(await reader.read(1 << 20))
-            for event in c.events():
-                received += len(event.data)  # type: ignore[attr-defined]
-        await done.wait()
-        assert len(progress) == total
-        writer.write(masked(0x88, struct.pack("!H", 1000)))
-        await reader.read()
-        writer.close()
-        await writer.wait_closed()
+        try:
+            (proto,) = [c for c in srv.state.connections if isinstance(c, WebSocketProtocol)]
+            assert proto.flow is not None and proto.transport is not None
+            # Wait (bounded) until the app is parked in send() waiting for the drain.
+            for _ in range(500):
+                if proto.flow._drain_waiter is not None:
+                    break
+                await asyncio.sleep(0.01)
+            assert proto.flow._drain_waiter is not None, "send never blocked"
+            assert len(progress) < total
+            # Memory stays bounded: what sits in our buffer is about one message, not 16 MiB.
+            assert proto.transport.get_write_buffer_size() < 4 * len(chunk)
+            # Now read everything: the app resumes and finishes.
+            c = WsprotoConnection(ConnectionType.CLIENT)
+            received = 0
+            while received < total * len(chunk):
+                c.receive_data(await reader.read(1 << 20))
+                for event in c.events():
+                    received += len(event.data)  # type: ignore[attr-defined]
+            await done.wait()
+            assert len(progress) == total
+            writer.write(masked(0x88, struct.pack("!H", 1000)))
+            await reader.read()
+            writer.close()
+            await writer.wait_closed()
+        finally:
+            # A failed assertion must not leave the client socket for a later test to
+            # collect (it would surface there as an unclosed-transport warning).
+            writer.transport.abort()
 
 
 async def test_many_clients_broadcast_same_payload() -> None:

@@ -12,6 +12,7 @@ import asyncio
 import errno
 import os
 import sys
+from datetime import datetime
 from typing import Any
 
 from django.apps import apps
@@ -127,7 +128,7 @@ class Command(RunserverCommand):
             started = asyncio.ensure_future(server.started.wait())
             await asyncio.wait({serving, started}, return_when=asyncio.FIRST_COMPLETED)
             if started.done():
-                self.on_bind(server.bound_addresses[0][1])
+                self.announce(server.bound_addresses[0][1])
             else:
                 started.cancel()
             await serving
@@ -146,6 +147,30 @@ class Command(RunserverCommand):
         if shutdown_message:
             self.stdout.write(shutdown_message)
         sys.exit(0)
+
+    def announce(self, port: int) -> None:
+        """The banner once listening.  Our own rather than Django's ``on_bind``, which is not
+        in every Django version we support and, from Django 6.0, calls the server "WSGI"."""
+        addr = str(getattr(self, "addr", "127.0.0.1"))
+        if getattr(self, "_raw_ipv6", False):
+            addr = f"[{addr}]"
+        elif addr == "0":
+            addr = "0.0.0.0"
+        quit_command = "CTRL-BREAK" if sys.platform == "win32" else "CONTROL-C"
+        self.stdout.write(
+            f"{datetime.now().strftime('%B %d, %Y - %X')}\n"
+            f"Django version {self.get_version()}, using settings {settings.SETTINGS_MODULE!r}\n"
+            f"Starting ASGI/WebSocket development server at "
+            f"{getattr(self, 'protocol', 'http')}://{addr}:{port}/\n"
+            f"Quit the server with {quit_command}."
+        )
+        if os.environ.get("DJANGO_RUNSERVER_HIDE_WARNING") != "true":
+            self.stdout.write(
+                self.style.WARNING(
+                    "WARNING: runserver is for development only; serve production traffic "
+                    "with `python -m server <module>:<application>`."
+                )
+            )
 
     def get_application(self, options: dict[str, Any]) -> Any:
         """The project's ASGI app, serving static files in DEBUG like Django's runserver."""
