@@ -499,6 +499,8 @@ class Server:
     async def _graceful_shutdown(self) -> None:
         assert self._force_event is not None
         state, timeout = self.state, self.config.timeout_graceful_shutdown
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         state.shutting_down = True
         for srv in self._servers:
             srv.close()  # stop accepting first, so nothing new arrives while we drain
@@ -523,6 +525,19 @@ class Server:
             for conn in list(state.connections):
                 _abort(conn)
         tasks = [t for t in state.tasks if not t.done()]
+        # The connections are gone, but their apps may still be handling the disconnect they
+        # were just given (a consumer leaving its groups): let them finish within what is left
+        # of the grace time (at most --application-close-timeout) before cancelling them.
+        grace = min(deadline - loop.time(), self.config.application_close_timeout)
+        if tasks and grace > 0 and not self._force_exit:
+            finished = asyncio.ensure_future(asyncio.wait(tasks))
+            forced = asyncio.ensure_future(self._force_event.wait())
+            await asyncio.wait(
+                {finished, forced}, timeout=grace, return_when=asyncio.FIRST_COMPLETED
+            )
+            finished.cancel()
+            forced.cancel()
+            tasks = [t for t in tasks if not t.done()]
         if tasks:
             logger.warning("Cancelling %d application task(s) still running.", len(tasks))
             for task in tasks:

@@ -12,6 +12,7 @@ Nothing here touches asyncio or the clock; the protocol passes the current Date 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Protocol
@@ -58,6 +59,22 @@ class Writable(Protocol):
     def writelines(self, list_of_data: Sequence[bytes | bytearray | memoryview]) -> None: ...
 
 
+# CPython 3.12.0-3.12.8 and 3.13.0-3.13.1: the selector transport's ``writelines`` buffers without
+# checking the high-water mark, so ``pause_writing`` never reaches the protocol and a peer that
+# stops reading makes the buffer grow without bound (CPython gh-127655, fixed in 3.12.9/3.13.2).
+# ``set_write_buffer_limits`` runs the check the transport skipped (public API, no copy).
+_V = sys.version_info
+_WRITELINES_SKIPS_PAUSE = (3, 12) <= _V < (3, 12, 9) or (3, 13) <= _V < (3, 13, 2)
+
+
+def writelines(transport: Writable, parts: Sequence[bytes | bytearray | memoryview]) -> None:
+    """``transport.writelines(parts)``, always honouring the write-buffer high-water mark."""
+    transport.writelines(parts)
+    if _WRITELINES_SKIPS_PAUSE and type(transport).__module__ == "asyncio.selector_events":
+        low, high = transport.get_write_buffer_limits()  # type: ignore[attr-defined]
+        transport.set_write_buffer_limits(high=high, low=low)  # type: ignore[attr-defined]
+
+
 def write_parts(transport: Writable, parts: Sequence[bytes | bytearray | memoryview]) -> None:
     """Write ``parts`` with exactly one transport call (nothing is written for no parts).
 
@@ -76,7 +93,7 @@ def write_parts(transport: Writable, parts: Sequence[bytes | bytearray | memoryv
     if total <= JOIN_LIMIT:
         transport.write(b"".join(parts))
     else:
-        transport.writelines(parts)
+        writelines(transport, parts)
 
 
 def simple_response(

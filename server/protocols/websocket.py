@@ -46,6 +46,7 @@ from server.sansio.websocket import (
 )
 from server.state import ServerState
 from server.types import ASGIApp, Message, Scope
+from server.writer import writelines
 
 logger = logging.getLogger("server.error")
 
@@ -321,7 +322,7 @@ class WebSocketProtocol(asyncio.Protocol):
         if isinstance(out, bytes):
             transport.write(out)
         else:
-            transport.writelines(out)
+            writelines(transport, out)
 
     def data_received(self, data: bytes) -> None:
         conn = self.conn

@@ -296,3 +296,43 @@ async def test_graceful_shutdown_closes_websockets_with_1001() -> None:
     assert info.value.rcvd.code == 1001
     await asyncio.wait_for(task, WAIT)
     assert disconnected == [1001]
+
+
+async def test_graceful_shutdown_lets_apps_finish_their_disconnect_handling() -> None:
+    """A consumer still cleaning up after its disconnect (leaving groups) is not cancelled."""
+    import websockets
+
+    accepted = asyncio.Event()
+    cleanup_started = asyncio.Event()
+    release_cleanup = asyncio.Event()
+    outcome: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            raise ValueError("websocket only")
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        accepted.set()
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+        cleanup_started.set()
+        try:
+            await release_cleanup.wait()  # e.g. a group_discard round trip to Redis
+            outcome.append("finished")
+        except asyncio.CancelledError:
+            outcome.append("cancelled")
+            raise
+
+    server, task = await start(Config(app=app, port=0, ws_ping_interval=None))
+    host, port = server.bound_addresses[0][:2]
+    async with websockets.connect(f"ws://{host}:{port}/ws") as ws:
+        await asyncio.wait_for(accepted.wait(), WAIT)
+        server.shutdown()
+        with pytest.raises(websockets.ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), WAIT)
+    await asyncio.wait_for(cleanup_started.wait(), WAIT)
+    # The connection is gone; the server must still be waiting for the app, not cancelling it.
+    assert not task.done()
+    release_cleanup.set()
+    await asyncio.wait_for(task, WAIT)
+    assert outcome == ["finished"]

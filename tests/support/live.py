@@ -73,6 +73,10 @@ async def serve(
                 abort = getattr(conn, "abort", None)
                 if abort is not None:
                     abort()
+        # The connections are gone, but their application tasks may still be handling the
+        # disconnect they were just given: let them finish (bounded) before cancelling.
+        if state.tasks:
+            await asyncio.wait(list(state.tasks), timeout=shutdown_timeout)
         for task in list(state.tasks):
             task.cancel()
         if state.tasks:
