@@ -3,7 +3,7 @@
 # Image of the chat example served by `python -m server`.
 #   docker build -t channels-chat .
 #   docker run --rm -p 8000:8000 channels-chat
-# Every server option is an environment variable CHANNELS_SERVER_<OPTION> (see docs/deployment.md).
+# Every server option is an environment variable CHANNELS_SERVER_<OPTION> (see README.md, Deployment).
 
 ARG PYTHON_IMAGE=python:3.11-slim
 
@@ -20,6 +20,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY server ./server
 COPY channels ./channels
+COPY daphne ./daphne
 # The [redis] extra brings the Redis channel layer's dependencies (docker-compose uses it).
 RUN /opt/venv/bin/pip install --no-cache-dir ".[redis]"
 
