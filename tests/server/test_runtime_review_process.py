@@ -326,7 +326,7 @@ def test_client_misbehaviour_leaves_no_traceback(tmp_path: object) -> None:
     import pathlib
     import ssl
 
-    from tests.server.apps.certs import make_self_signed
+    from tests.support.certs import make_self_signed
 
     assert isinstance(tmp_path, pathlib.Path)
     cert, key = make_self_signed(tmp_path)

@@ -12,8 +12,8 @@ import pytest
 from server.config import Config
 from server.runtime import Server, StartupError, create_ssl_context
 from tests.server.apps import basic
-from tests.server.apps.certs import make_self_signed
 from tests.server.apps.proc import ServerProcess
+from tests.support.certs import make_self_signed
 
 WAIT = 10.0
 
