@@ -158,6 +158,13 @@ class HostSpec:
         return f"{self.kwargs.get('host', 'localhost')}:{self.kwargs.get('port', 6379)}"
 
 
+def check_serializer_format(kwargs: dict[str, Any]) -> None:
+    """Pop ``serializer_format`` from layer options: msgpack is the only format spoken here."""
+    serializer = kwargs.pop("serializer_format", "msgpack")
+    if serializer != "msgpack":
+        raise ValueError(f"serializer_format must be 'msgpack', not {serializer!r}")
+
+
 def parse_hosts(
     hosts: Iterable[Any] | None,
     sentinels: list[tuple[str, int]] | None = None,
@@ -368,9 +375,7 @@ class RedisChannelLayer(BaseChannelLayer):
         # Options of other Redis layers that need nothing here (lists keep entries distinct
         # without random prefixes); anything else is a typo worth an error.
         kwargs.pop("random_prefix_length", None)
-        serializer = kwargs.pop("serializer_format", "msgpack")
-        if serializer != "msgpack":
-            raise ValueError(f"serializer_format must be 'msgpack', not {serializer!r}")
+        check_serializer_format(kwargs)
         if kwargs:
             raise TypeError(f"unexpected RedisChannelLayer options: {', '.join(sorted(kwargs))}")
         if group_expiry <= 0:

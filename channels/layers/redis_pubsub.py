@@ -45,6 +45,7 @@ from channels.layers.redis import (
     Codec,
     HashRing,
     bounded,
+    check_serializer_format,
     close_client,
     make_client,
     parse_hosts,
@@ -103,9 +104,7 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
         # group_expiry is accepted for settings compatibility; pub/sub groups live as long as
         # their local members do.
         kwargs.pop("group_expiry", None)
-        serializer = kwargs.pop("serializer_format", "msgpack")
-        if serializer != "msgpack":
-            raise ValueError(f"serializer_format must be 'msgpack', not {serializer!r}")
+        check_serializer_format(kwargs)
         for option, value in (("on_disconnect", on_disconnect), ("on_reconnect", on_reconnect)):
             if value is not None and not isinstance(value, str):
                 raise TypeError(f"{option} must be a message type string, not {value!r}")
@@ -121,7 +120,6 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
         self.codec = Codec(symmetric_encryption_keys)
         self.clock = clock
         self._loops: dict[asyncio.AbstractEventLoop, list[_Shard]] = {}
-        # Topics subscribed on each loop's connections.
         # Topics subscribed on each loop's connections -> their confirmation.
         self._topics: dict[asyncio.AbstractEventLoop, dict[str, asyncio.Future[None]]] = {}
         self._mailboxes: dict[str, Mailbox] = {}

@@ -13,7 +13,7 @@ import pytest
 import websockets
 
 from server.protocols.http import BODY_HIGH_WATER, HttpProtocol
-from tests.support.live import LiveServer, serve
+from tests.support.live import LiveServer, connect, serve
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -21,19 +21,6 @@ OPTS: dict[str, Any] = {"access_log": False}
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def connect(
-    srv: LiveServer,
-) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
-    reader, writer = await asyncio.open_connection(srv.host, srv.port)
-    try:
-        yield reader, writer
-    finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
 
 
 async def read_response(

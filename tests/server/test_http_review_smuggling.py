@@ -3,32 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from server.types import Receive, Scope, Send
-from tests.support.live import LiveServer, serve
+from tests.support.live import LiveServer, connect, serve
 
 pytestmark = pytest.mark.timeout(30)
 
 OPTS: dict[str, Any] = {"access_log": False}
-
-
-@contextlib.asynccontextmanager
-async def connect(
-    srv: LiveServer,
-) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
-    reader, writer = await asyncio.open_connection(srv.host, srv.port)
-    try:
-        yield reader, writer
-    finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
 
 
 async def read_all(reader: asyncio.StreamReader) -> bytes:

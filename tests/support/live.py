@@ -84,3 +84,17 @@ async def serve(
         # Python 3.12+ waits here for every connection to end; bounded like the rest.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(server.wait_closed(), shutdown_timeout)
+
+
+@contextlib.asynccontextmanager
+async def connect(
+    srv: LiveServer,
+) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    """A raw client connection to ``srv`` (for bytes no real client would send)."""
+    reader, writer = await asyncio.open_connection(srv.host, srv.port)
+    try:
+        yield reader, writer
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
