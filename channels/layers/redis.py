@@ -243,7 +243,7 @@ def make_client(spec: HostSpec, blocking: bool = False) -> Redis:
         options["socket_timeout"] = None
     if spec.sentinels is not None:
         assert spec.master_name is not None
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        sentinel = Sentinel(
             spec.sentinels, sentinel_kwargs=spec.sentinel_kwargs, **options
         )
         client = cast(Redis, sentinel.master_for(spec.master_name))

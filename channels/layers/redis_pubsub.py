@@ -164,7 +164,7 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
                 shard.reader.cancel()
                 await asyncio.wait({shard.reader})
             with contextlib.suppress(*RECONNECT_ERRORS):
-                await shard.pubsub.aclose()  # type: ignore[no-untyped-call]
+                await shard.pubsub.aclose()
             await close_client(shard.client)
 
     async def close(self) -> None:
