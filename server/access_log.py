@@ -1,21 +1,62 @@
-"""One access log line per response, on logger ``server.access``.
+"""Per-connection request observer: the access log (logger ``server.access``) and request metrics.
 
-Whether to log is decided once per connection (``AccessLog.enabled``), so the hot path pays a
-single attribute test when access logging is off or filtered out by level.
+Whether to do anything is decided once per connection (``AccessLog.enabled``: access logging
+on and not filtered out by level, or metrics on), so the hot path pays a single attribute test
+when both are off.
+
+Two formats (``--access-log-format``):
+
+* ``text``: ``client - "METHOD target HTTP/version" status`` per response;
+* ``json``: one JSON object per HTTP request, and one per WebSocket session written when the
+  session ends (with its close code and duration).  A refused handshake is a request.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import time
+
+from server.metrics import recorder as _metrics
 
 logger = logging.getLogger("server.access")
 
+# Set by server.logging_setup.configure_logging (``--access-log-format json``).
+json_format = False
+
+
+def _now_iso() -> str:
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+
 
 class AccessLog:
-    __slots__ = ("enabled",)
+    __slots__ = (
+        "_accepted",
+        "_json",
+        "_log",
+        "_metrics",
+        "_session",
+        "_start",
+        "enabled",
+        "timed",
+    )
 
     def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled and logger.isEnabledFor(logging.INFO)
+        self._log = enabled and logger.isEnabledFor(logging.INFO)
+        self._metrics = _metrics.active
+        self._json = json_format
+        self.enabled = self._log or self._metrics is not None
+        # Whether request durations are wanted (the text format has none).
+        self.timed = self._metrics is not None or (self._log and self._json)
+        self._start = 0.0
+        self._accepted = False
+        # An accepted WebSocket session waiting for its close: the handshake's fields.
+        self._session: dict[str, object] | None = None
+
+    def start(self) -> None:
+        """A request head was parsed: its duration counts from here."""
+        self._start = time.perf_counter()
 
     def log(
         self,
@@ -25,13 +66,68 @@ class AccessLog:
         http_version: str,
         status: int,
     ) -> None:
+        now = time.perf_counter()
+        duration = now - self._start if self._start else None
+        self._start = 0.0
+        if self._metrics is not None:
+            self._metrics.request(method, status, duration)
+        if status == 101:
+            self._accepted = True
+            self._start = now  # the session's duration counts from its acceptance
+        if not self._log:
+            return
         peer = "-" if client is None else f"{client[0]}:{client[1]}"
+        if not self._json:
+            logger.info(
+                '%s - "%s %s HTTP/%s" %d',
+                peer,
+                method,
+                target,
+                http_version,
+                status,
+                extra={"status_code": status, "client_addr": peer},
+            )
+            return
+        record: dict[str, object] = {
+            "time": _now_iso(),
+            "type": "http",
+            "client": peer,
+            "method": method,
+            "path": target,
+            "http_version": http_version,
+            "status": status,
+        }
+        if duration is not None:
+            record["duration_ms"] = round(duration * 1000, 3)
+        if status == 101:
+            # WebSocket accepted: one object for the whole session, written at its end.
+            record["type"] = "websocket"
+            self._session = record
+            return
+        self._write(record, status, peer)
+
+    def refused(self, status: int) -> None:
+        """The server answered ``status`` because of a configured limit (or a bad request)."""
+        if self._metrics is not None:
+            self._metrics.refusal(status)
+
+    def websocket_closed(self, code: int) -> None:
+        """An accepted WebSocket session ended with ``code`` (1006: no Close frame)."""
+        if not self._accepted:
+            return  # a refused handshake is not a session
+        self._accepted = False
+        if self._metrics is not None:
+            self._metrics.ws_closed(code)
+        session, self._session = self._session, None
+        if session is None:
+            return
+        session["close_code"] = code
+        if self._start:
+            session["duration_ms"] = round((time.perf_counter() - self._start) * 1000, 3)
+        self._write(session, 101, str(session["client"]))
+
+    def _write(self, record: dict[str, object], status: int, peer: str) -> None:
         logger.info(
-            '%s - "%s %s HTTP/%s" %d',
-            peer,
-            method,
-            target,
-            http_version,
-            status,
+            json.dumps(record, separators=(",", ":")),
             extra={"status_code": status, "client_addr": peer},
         )

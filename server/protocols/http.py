@@ -69,11 +69,11 @@ def _server_line(config: Config) -> bytes:
     environment: one that cannot be a field value (CR/LF/NUL would split the response, RFC
     9110 section 5.5) is left out rather than written or allowed to crash every connection."""
     if not config.server_header or not config.server_name:
-        return b""
+        return config.header_lines  # --header lines ride along with Server and Date
     value = config.server_name.encode("latin-1", "replace")
     if b"\r" in value or b"\n" in value or b"\0" in value:
-        return b""
-    return b"server: " + value + b"\r\n"
+        return config.header_lines
+    return b"server: " + value + b"\r\n" + config.header_lines
 
 
 class RequestCycle:
@@ -444,6 +444,8 @@ class HttpProtocol(asyncio.Protocol):
         """Start serving a request head; False stops the parsing loop."""
         state = self.state
         state.total_requests += 1
+        if self._access.timed:
+            self._access.start()
         self._timer_kind = _NO_TIMER
         self._head_bytes = False
         config = self.config
@@ -456,6 +458,7 @@ class HttpProtocol(asyncio.Protocol):
             return not self.closed
         limit = config.limit_concurrency
         if limit is not None and len(state.connections) + len(state.tasks) > limit:
+            self._access.refused(503)
             self._respond_directly(head, 503, b"Service Unavailable", close=True)
             return False
         if head.websocket and self._upgrade(head):
@@ -542,6 +545,7 @@ class HttpProtocol(asyncio.Protocol):
     def _request_error(self, exc: RequestError) -> None:
         # Client errors are the client's business: no traceback, debug level only.
         logger.debug("HTTP %d for %s: %s", exc.status, self.info and self.info.client, exc.reason)
+        self._access.refused(exc.status)
         cycle = self.cycle
         if cycle is not None:
             head_sent = cycle.response.head_sent
