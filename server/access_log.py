@@ -42,9 +42,9 @@ class AccessLog:
         "timed",
     )
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, enabled: bool, *, metrics: bool = True) -> None:
         self._log = enabled and logger.isEnabledFor(logging.INFO)
-        self._metrics = _metrics.active
+        self._metrics = _metrics.active if metrics else None
         self._json = json_format
         self.enabled = self._log or self._metrics is not None
         # Whether request durations are wanted (the text format has none).

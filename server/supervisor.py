@@ -108,6 +108,7 @@ class Supervisor:
                 self._metrics_dir.cleanup()
                 report_error(str(exc))
                 return EXIT_USAGE
+            logger.info("Workers' metrics are merged from %s", self._metrics_dir.path)
         try:
             return self._run()
         finally:

@@ -243,9 +243,7 @@ def make_client(spec: HostSpec, blocking: bool = False) -> Redis:
         options["socket_timeout"] = None
     if spec.sentinels is not None:
         assert spec.master_name is not None
-        sentinel = Sentinel(
-            spec.sentinels, sentinel_kwargs=spec.sentinel_kwargs, **options
-        )
+        sentinel = Sentinel(spec.sentinels, sentinel_kwargs=spec.sentinel_kwargs, **options)
         client = cast(Redis, sentinel.master_for(spec.master_name))
         # Remember the Sentinel: its own connections to the sentinels need closing too.
         client._channels_sentinel = sentinel  # type: ignore[attr-defined]

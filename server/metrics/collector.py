@@ -109,7 +109,7 @@ class ServerCollector(Collector):
 
         yield GaugeMetricFamily(
             PREFIX + "event_loop_lag_seconds",
-            "How late the last periodic event-loop callback ran (a busy or blocked loop).",
+            "Worst lateness of a periodic event-loop callback over the last 10 s.",
             value=rec.loop_lag,
         )
 

@@ -61,7 +61,8 @@ class Recorder:
     """Everything the server counts; one per process (``active``)."""
 
     def __init__(self) -> None:
-        self.protocols: dict[str, ProtocolStats] = {}
+        # Known up front so that their series exist (at 0) before the first connection.
+        self.protocols = {name: ProtocolStats(name) for name in ("http", "websocket")}
         self.requests = [0] * (len(METHODS) * len(STATUS_CLASSES))
         self.duration_counts = [0] * (len(DURATION_BUCKETS) + 1)  # last one: above every bound
         self.duration_sum = 0.0

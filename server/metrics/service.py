@@ -12,6 +12,7 @@ import logging
 import socket
 from collections.abc import Callable
 
+from server.access_log import AccessLog
 from server.config import Config
 from server.metrics import multiprocess, require_prometheus_client
 from server.metrics import recorder as _recorder
@@ -104,7 +105,10 @@ class MetricsService:
         state = ServerState()
 
         def factory() -> asyncio.Protocol:
-            return HttpProtocol(config, app, state, loop)
+            protocol = HttpProtocol(config, app, state, loop)
+            # Scrapes are not client traffic: keep them out of the request metrics.
+            protocol._access = AccessLog(False, metrics=False)
+            return protocol
 
         for sock in socks:
             self._servers.append(await loop.create_server(factory, sock=sock))
