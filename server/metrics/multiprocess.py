@@ -58,18 +58,17 @@ class MultiprocessDir:
 class Mirror:
     """Writes sampled families into this process's multiprocess files."""
 
-    def __init__(self) -> None:
-        from prometheus_client import values
+    def __init__(self, registry: Any = None, value_class: Any = None) -> None:
+        from prometheus_client import REGISTRY, values
 
-        self._value_class: Any = values.ValueClass
+        self._registry = REGISTRY if registry is None else registry
+        self._value_class: Any = values.ValueClass if value_class is None else value_class
         self._values: dict[tuple[Any, ...], Any] = {}
 
     def sync(self) -> None:
-        from prometheus_client import REGISTRY
-
         from server.metrics.collector import GAUGE_MODES
 
-        for family in REGISTRY.collect():
+        for family in self._registry.collect():
             if not family.name.startswith(MIRRORED_PREFIX):
                 continue
             kind = family.type

@@ -1,7 +1,8 @@
 """App for the metrics tests (run inside ``python -m server``).
 
 HTTP: ``/layer`` exercises the default channel layer (needs ``DJANGO_SETTINGS_MODULE``, e.g.
-``tests.server.apps.inmemory_settings``); ``/block?SECONDS`` blocks the event loop (loop lag); anything else answers ``ok``.
+``tests.server.apps.inmemory_settings``); ``/block?SECONDS`` blocks the event loop (loop lag);
+anything else answers ``ok``.
 WebSocket: accepts, echoes every text message, and closes with code N on ``close:N``.
 """
 
@@ -11,6 +12,7 @@ import time
 from typing import Any
 
 from server.types import Receive, Scope, Send
+
 
 async def _text(send: Send, body: bytes, status: int = 200) -> None:
     headers = [(b"content-type", b"text/plain")]
@@ -43,7 +45,7 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
             await _text(send, await _layer())
         elif path == "/block":
             # Deliberately blocks the event loop (the loop-lag metric must notice).
-            time.sleep(float(scope["query_string"] or b"0.6"))
+            time.sleep(float(scope["query_string"] or b"0.6"))  # noqa: ASYNC251
             await _text(send, b"blocked")
         else:
             await _text(send, b"ok")

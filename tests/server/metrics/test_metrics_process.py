@@ -145,7 +145,7 @@ def assert_all_changed(before: Samples, after: Samples) -> None:
 
 
 def test_every_metric_changes_single_process(single: tuple[ServerProcess, str, str]) -> None:
-    proc, base, metrics = single
+    _proc, base, metrics = single
     before = scrape(metrics)
     for name in SERVER_FAMILIES:
         assert any(n == name for n, _ in before) or "total" in name, name
@@ -156,8 +156,10 @@ def test_every_metric_changes_single_process(single: tuple[ServerProcess, str, s
     extra = drive_traffic(base, metrics, settle)
     after = poll(
         metrics,
-        lambda s: value(s, "channels_server_connections_open", protocol="http") == 0
-        and value(s, "channels_server_connections_open", protocol="websocket") == 0,
+        lambda s: (
+            value(s, "channels_server_connections_open", protocol="http") == 0
+            and value(s, "channels_server_connections_open", protocol="websocket") == 0
+        ),
     )
     assert_all_changed(before, after)
     assert value(after, "channels_server_requests_total", method="GET", status="2xx") == 4 + extra
@@ -167,7 +169,7 @@ def test_every_metric_changes_single_process(single: tuple[ServerProcess, str, s
 
 
 def test_event_loop_lag_shows_a_blocked_loop(single: tuple[ServerProcess, str, str]) -> None:
-    proc, base, metrics = single
+    _proc, base, metrics = single
     assert value(scrape(metrics), "channels_server_event_loop_lag_seconds") < 0.5
     # The app blocks its loop for 0.6 s (longer than the 0.5 s tick): the next tick is late.
     httpx.get(base + "/block?0.6", timeout=10)
@@ -204,8 +206,9 @@ def test_workers_share_one_exposition() -> None:
             assert httpx.get(base + "/").text == "ok"
         after = poll(
             metrics,
-            lambda s: value(s, "channels_server_requests_total", method="GET", status="2xx")
-            == 24 + extra,
+            lambda s: (
+                value(s, "channels_server_requests_total", method="GET", status="2xx") == 24 + extra
+            ),
         )
         assert_all_changed(before, after)
     finally:
