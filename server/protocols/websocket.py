@@ -68,6 +68,16 @@ def _http_date() -> bytes:
     return date_line()[6:-2]
 
 
+def _with_lines(out: Any, lines: bytes) -> Any:
+    """``out`` (an HTTP response head first) with ``lines`` added after its status line."""
+    if not lines:
+        return out
+    if not isinstance(out, bytes):
+        return [_with_lines(bytes(out[0]), lines), *out[1:]]
+    end = out.find(b"\r\n") + 2
+    return out[:end] + lines + out[end:]
+
+
 class WebSocketReceive:
     """The ``receive`` callable handed to the application (contract: ``__call__`` + ``arm``).
 
@@ -167,6 +177,8 @@ class WebSocketProtocol(asyncio.Protocol):
         self._lost = False
         self._awaiting_pong = False
         self._access = AccessLog(config.access_log)
+        # --header lines, added to the handshake response (101 or denial): the first write.
+        self._head_lines = config.header_lines
         # The closing-handshake deadline reuses ws_ping_timeout: both bound how long we wait
         # for the peer to answer a control frame, and Config has no separate option for it.
         # It also bounds a close whose output the peer never reads (transport.close() would
@@ -186,7 +198,9 @@ class WebSocketProtocol(asyncio.Protocol):
             handshake = parse_handshake(scope["headers"])
         except HandshakeError as exc:
             date = _http_date() if self.config.date_header else None
-            transport.write(exc.response(server=self._server_header, date=date))
+            transport.write(
+                _with_lines(exc.response(server=self._server_header, date=date), self._head_lines)
+            )
             transport.close()
             self.scope = scope
             self._log(exc.status)
@@ -322,6 +336,8 @@ class WebSocketProtocol(asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
+        if self._head_lines:
+            out, self._head_lines = _with_lines(out, self._head_lines), b""
         if isinstance(out, bytes):
             transport.write(out)
         else:
