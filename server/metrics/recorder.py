@@ -14,8 +14,12 @@ from typing import Final
 
 # Request methods with their own label value; anything else is "other".
 METHODS: Final = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other")
-_METHOD_INDEX: Final = {name: i for i, name in enumerate(METHODS)}
-_OTHER_METHOD: Final = len(METHODS) - 1
+# Keyed by text (WebSocket handshakes) and by the parser's bytes (HTTP requests).
+METHOD_INDEX: Final[dict[str | bytes, int]] = {
+    **{name: i for i, name in enumerate(METHODS)},
+    **{name.encode(): i for i, name in enumerate(METHODS)},
+}
+OTHER_METHOD: Final = len(METHODS) - 1
 # Status classes are indexed by status // 100 (statuses are 100..999).
 STATUS_CLASSES: Final = tuple(f"{i}xx" for i in range(10))
 
@@ -78,8 +82,8 @@ class Recorder:
             stats = self.protocols[name] = ProtocolStats(name)
         return stats
 
-    def request(self, method: str, status: int, duration: float | None) -> None:
-        index = _METHOD_INDEX.get(method, _OTHER_METHOD) * 10 + status // 100 % 10
+    def request(self, method: str | bytes, status: int, duration: float | None) -> None:
+        index = METHOD_INDEX.get(method, OTHER_METHOD) * 10 + status // 100 % 10
         self.requests[index] += 1
         if duration is not None:
             self.duration_counts[bisect_left(DURATION_BUCKETS, duration)] += 1

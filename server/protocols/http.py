@@ -578,13 +578,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def _log(self, head: RequestHead, status: int) -> None:
         if self._access.enabled and self.info is not None:
-            self._access.log(
-                self.info.client,
-                head.method.decode("ascii", "replace"),
-                head.target.decode("latin-1"),
-                head.http_version.decode("ascii", "replace"),
-                status,
-            )
+            self._access.log(self.info.client, head.method, head.target, head.http_version, status)
 
     def _next_cycle(self, keep_alive: bool) -> None:
         self.cycle = None
