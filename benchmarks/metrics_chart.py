@@ -1,6 +1,6 @@
 """Scrape ``/metrics`` during a real, bounded load run and chart what Prometheus would see.
 
-    .venv/bin/python -m benchmarks.metrics_chart [--seconds 10] [--out benchmarks/results]
+    .venv/bin/python -m benchmarks.metrics_chart [--seconds 10] [--out DIR] [--png FILE]
 
 Starts our server (one worker, the Django router app of workloads B-D, ``--metrics-port``),
 then runs three phases of ``--seconds`` each against 127.0.0.1: HTTP keep-alive with ``wrk``
@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.metrics_chart")
     p.add_argument("--seconds", type=float, default=10.0, help="length of each phase")
     p.add_argument("--out", type=Path, default=servers.BENCH_DIR / "results")
+    p.add_argument("--png", type=Path, default=None, help="chart path [OUT/metrics-run.png]")
     args = p.parse_args(argv)
     try:
         import prometheus_client  # noqa: F401
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     if not peers.has_matplotlib():
         print("chart skipped: matplotlib is only installed in benchmarks/.venv-peers")
         return 0
-    png = args.out / "metrics-run.png"
+    png = args.png or args.out / "metrics-run.png"
     done = subprocess.run(
         [str(servers.PEERS_PYTHON), str(servers.BENCH_DIR / "metrics_plot.py"), str(data),
          str(png)],
