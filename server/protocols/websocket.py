@@ -28,22 +28,28 @@ from typing import Any, Final
 from server.access_log import AccessLog
 from server.config import Config
 from server.datecache import date_line
+from server.protocols.common import (
+    ConnectionTimer,
+    default_headers,
+    log_access,
+    server_line,
+    start_task,
+)
 from server.protocols.flow import FlowControl
-from server.sansio.websocket import (
+from server.sansio.ws_errors import ClientDisconnected
+from server.sansio.ws_frames import (
     CLOSE_ABNORMAL,
     CLOSE_GOING_AWAY,
     CLOSE_INTERNAL_ERROR,
     CLOSE_NORMAL,
-    ClientDisconnected,
     Closed,
     Frame,
-    HandshakeError,
     MessageReceived,
     PongReceived,
     State,
     WebSocketConnection,
-    parse_handshake,
 )
+from server.sansio.ws_handshake import HandshakeError, parse_handshake
 from server.state import ServerState
 from server.types import ASGIApp, Message, Scope
 from server.writer import writelines
@@ -60,11 +66,6 @@ MAX_PENDING_BYTES: Final = 1024 * 1024
 MAX_EARLY_BYTES: Final = 64 * 1024
 # How long to wait for the peer's Close after ours when no ping timeout is configured.
 DEFAULT_CLOSE_TIMEOUT: Final = 10.0
-
-
-def _http_date() -> bytes:
-    # Shared once-per-second cache; strip its "date: " prefix and CRLF.
-    return date_line()[6:-2]
 
 
 class WebSocketReceive:
@@ -159,8 +160,8 @@ class WebSocketProtocol(asyncio.Protocol):
         self.scope: Scope = {}
         self.receive = WebSocketReceive(self.loop, self._on_drain)
         self.task: asyncio.Task[None] | None = None
-        self._server_header = config.server_name.encode() if config.server_header else None
-        self._timer: asyncio.TimerHandle | None = None
+        self._server_line = server_line(config)
+        self._timer = ConnectionTimer(self.loop)
         self._backlogged = False
         self._disconnected = False  # websocket.disconnect delivered to the app
         self._lost = False
@@ -184,8 +185,7 @@ class WebSocketProtocol(asyncio.Protocol):
         try:
             handshake = parse_handshake(scope["headers"])
         except HandshakeError as exc:
-            date = _http_date() if self.config.date_header else None
-            transport.write(exc.response(server=self._server_header, date=date))
+            transport.write(exc.response(self._default_headers()))
             transport.close()
             self.scope = scope
             self._log(exc.status)
@@ -202,10 +202,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self.scope = scope
         self.receive.push({"type": "websocket.connect"})
         self._set_timer(self.config.ws_connect_timeout, self._on_connect_timeout)
-        task = self.loop.create_task(self._run_app())
-        self.task = task
-        self.server_state.tasks.add(task)
-        task.add_done_callback(self.server_state.tasks.discard)
+        self.task = start_task(self.loop, self.server_state, self._run_app())
         if buffered:
             self.data_received(buffered)
 
@@ -234,12 +231,12 @@ class WebSocketProtocol(asyncio.Protocol):
         if conn.state is State.CONNECTING:
             # ASGI: returning before accept means deny (403); crashing is a 500.
             status = 500 if error else 403
-            self._write(conn.deny(status, server=self._server_header, date=self._date()))
+            self._write(conn.deny(status, self._default_headers()))
             self._log(status)
             self._finish_http()
         elif conn.state is State.DENYING:
             # Unfinished denial response: a 500 if nothing was written yet, else cut it short.
-            out = conn.abort_denial(server=self._server_header, date=self._date())
+            out = conn.abort_denial(self._default_headers())
             if out:
                 self._write(out)
             self._finish_http()
@@ -257,8 +254,8 @@ class WebSocketProtocol(asyncio.Protocol):
         before = conn.state
         out = conn.app_message(
             message,
-            server=self._server_header,
-            date=self._date() if before is State.CONNECTING else None,
+            server=self._server_line,
+            date=self._date_line() if before is State.CONNECTING else b"",
         )
         if out:
             self._write(out)
@@ -304,15 +301,18 @@ class WebSocketProtocol(asyncio.Protocol):
         if not self._access.enabled:
             return
         scope = self.scope
-        target = scope.get("raw_path", b"").decode("latin-1")
+        target = scope.get("raw_path", b"")
         if scope.get("query_string"):
-            target += "?" + scope["query_string"].decode("latin-1")
-        self._access.log(
-            scope.get("client"), "GET", target, scope.get("http_version", "1.1"), status
-        )
+            target += b"?" + scope["query_string"]
+        version = scope.get("http_version", "1.1").encode("ascii", "replace")
+        log_access(self._access, scope.get("client"), b"GET", target, version, status)
 
-    def _date(self) -> bytes | None:
-        return _http_date() if self.config.date_header else None
+    def _date_line(self) -> bytes:
+        return date_line() if self.config.date_header else b""
+
+    def _default_headers(self) -> bytes:
+        """Date and Server lines of an HTTP refusal or denial, exactly as on HTTP responses."""
+        return default_headers(self.config.date_header, self._server_line)
 
     # ----------------------------------------------------------------- transport side
     def _write(self, out: Frame) -> None:
@@ -448,7 +448,7 @@ class WebSocketProtocol(asyncio.Protocol):
             transport.close()
             return
         if conn.state is State.CONNECTING:
-            self._write(conn.deny(503, server=self._server_header, date=self._date()))
+            self._write(conn.deny(503, self._default_headers()))
             self._log(503)
             self._cancel_timer()
             transport.close()
@@ -466,32 +466,23 @@ class WebSocketProtocol(asyncio.Protocol):
             self.transport.abort()
 
     # ----------------------------------------------------------------- the one timer
-    _timer_callback: Any = None
-
     def _set_timer(self, delay: float, callback: Any) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_callback = callback
-        self._timer = self.loop.call_later(delay, callback)
+        self._timer.arm(delay, callback)
 
     def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_callback = None
+        self._timer.cancel()
 
     def _on_connect_timeout(self) -> None:
         """The app neither accepted nor refused within ``ws_connect_timeout``.
 
         We refuse with 403, as if the app had closed before accepting, and cancel the app.
         """
-        self._timer = None
         conn = self.conn
         transport = self.transport
         if conn is None or transport is None:
             return
         if conn.state is State.CONNECTING:
-            self._write(conn.deny(403, server=self._server_header, date=self._date()))
+            self._write(conn.deny(403, self._default_headers()))
             self._log(403)
         elif conn.state is not State.DENYING:
             return
@@ -501,7 +492,6 @@ class WebSocketProtocol(asyncio.Protocol):
             self.task.cancel()
 
     def _on_ping_timer(self) -> None:
-        self._timer = None
         conn = self.conn
         if conn is None or conn.state is not State.OPEN:
             return
@@ -524,7 +514,6 @@ class WebSocketProtocol(asyncio.Protocol):
                 self._set_timer(interval, self._on_ping_timer)
 
     def _on_ping_timeout(self) -> None:
-        self._timer = None
         conn = self.conn
         transport = self.transport
         if conn is None or transport is None or conn.state is not State.OPEN:
@@ -546,6 +535,5 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def _on_close_timeout(self) -> None:
         """The peer never answered our Close (or never hung up after a failure)."""
-        self._timer = None
         if self.transport is not None:
             self.transport.abort()

@@ -456,7 +456,7 @@ async def test_many_connections_open_and_close_leave_nothing_behind(
         assert not srv.state.connections
         assert not srv.state.tasks
     assert len(protos) == 120
-    assert all(p._timer is None and p._lost for p in protos)  # no timer outlives its socket
+    assert all(not p._timer.armed and p._lost for p in protos)  # no timer outlives its socket
     assert all(p.task is not None and p.task.done() for p in protos)
 
 

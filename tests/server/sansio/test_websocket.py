@@ -15,19 +15,21 @@ from wsproto.connection import ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
 from wsproto.extensions import Extension, PerMessageDeflate
 
-from server.sansio import websocket as ws
-from server.sansio.websocket import (
-    ASGIWebSocketError,
-    ClientDisconnected,
+from server.sansio import ws_frames as ws
+from server.sansio.ws_errors import ASGIWebSocketError, ClientDisconnected
+from server.sansio.ws_frames import (
     Closed,
-    Handshake,
-    HandshakeError,
     MessageReceived,
     PongReceived,
     State,
     WebSocketConnection,
-    accept_token,
     encode_data_frame,
+)
+from server.sansio.ws_handshake import (
+    Handshake,
+    HandshakeError,
+    accept_token,
+    negotiate_deflate,
     parse_handshake,
 )
 
@@ -128,7 +130,7 @@ def test_invalid_handshakes(over: dict[str, bytes | None], status: int) -> None:
     with pytest.raises(HandshakeError) as info:
         parse_handshake(headers(**over))
     assert info.value.status == status
-    response = info.value.response(server=b"s", date=b"d")
+    response = info.value.response(b"date: d\r\nserver: s\r\n")
     assert response.startswith(b"HTTP/1.1 %d " % status)
     assert (b"sec-websocket-version: 13\r\n" in response) == (status == 426)
     assert b"connection: close\r\n" in response
@@ -150,7 +152,7 @@ def test_accept_builds_101_with_subprotocol_and_headers() -> None:
     conn = connecting(["chat", "v2"])
     out = conn.app_message(
         {"type": "websocket.accept", "subprotocol": "v2", "headers": [(b"x-a", b"1")]},
-        server=b"srv",
+        server=b"server: srv\r\n",
     )
     assert out == (
         b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n"
@@ -183,7 +185,7 @@ def test_illegal_messages_before_accept(message: dict[str, Any]) -> None:
 
 def test_close_before_accept_is_403() -> None:
     conn = connecting()
-    out = frame_bytes(conn.app_message({"type": "websocket.close"}, date=b"D"))
+    out = frame_bytes(conn.app_message({"type": "websocket.close"}, date=b"date: D\r\n"))
     assert out.startswith(b"HTTP/1.1 403 Forbidden\r\n")
     assert b"date: D\r\n" in out
     assert conn.state is State.CLOSED
@@ -285,7 +287,7 @@ def test_send_and_close_when_open() -> None:
 def test_close_reason_longer_than_a_control_frame_is_an_app_error() -> None:
     # RFC 6455 §5.5: ≤125-byte payload = 2-byte code + ≤123 bytes of reason.
     conn = opened()
-    with pytest.raises(ws.ASGIWebSocketError, match="123"):
+    with pytest.raises(ASGIWebSocketError, match="123"):
         conn.app_message({"type": "websocket.close", "reason": "é" * 62})  # 124 bytes
     assert conn.state is ws.State.OPEN  # nothing sent: the app can still close properly
     out = frame_bytes(conn.app_message({"type": "websocket.close", "reason": "é" * 61 + "x"}))
@@ -538,12 +540,12 @@ def test_ping_frame_from_server() -> None:
 
 
 def test_deflate_negotiation() -> None:
-    result = ws.negotiate_deflate(["x-other", "permessage-deflate; client_max_window_bits"])
+    result = negotiate_deflate(["x-other", "permessage-deflate; client_max_window_bits"])
     assert result is not None
     assert result[1] == "permessage-deflate; client_max_window_bits=15"
-    assert ws.negotiate_deflate(["permessage-deflate; client_max_window_bits=abc"]) is None
-    assert ws.negotiate_deflate(["permessage-deflate; server_max_window_bits=99"]) is None
-    assert ws.negotiate_deflate([]) is None
+    assert negotiate_deflate(["permessage-deflate; client_max_window_bits=abc"]) is None
+    assert negotiate_deflate(["permessage-deflate; server_max_window_bits=99"]) is None
+    assert negotiate_deflate([]) is None
 
 
 def test_deflate_round_trip() -> None:
@@ -621,7 +623,7 @@ def test_held_pongs_answer_only_the_latest_ping() -> None:
 )
 def test_deflate_offer_validation(offer: str, expected: str | None) -> None:
     # RFC 7692 §5: unknown, repeated or invalid parameters → decline the offer.
-    result = ws.negotiate_deflate([offer])
+    result = negotiate_deflate([offer])
     if expected is None:
         assert result is None
     else:
@@ -640,14 +642,15 @@ def test_denial_drops_server_owned_headers() -> None:
                 (b"server", b"app"),
             ],
         },
-        server=b"ours",
-        date=b"today",
+        server=b"server: ours\r\n",
+        date=b"date: today\r\n",
     )
     out = frame_bytes(conn.app_message({"type": "websocket.http.response.body", "body": b"no"}))
     head, _, body = out.partition(b"\r\n\r\n")
+    # The HTTP response serialiser's order: the app's headers, then the server's own lines.
     assert head.split(b"\r\n")[1:] == [
-        b"date: today",
         b"server: app",
+        b"date: today",
         b"content-length: 2",
         b"connection: close",
     ]
@@ -677,7 +680,7 @@ def test_denial_status_must_be_final(status: Any) -> None:
 
 def test_accept_app_server_header_replaces_ours() -> None:
     conn = WebSocketConnection(Handshake(key=KEY), max_size=1 << 20)
-    out = conn.accept({"type": "websocket.accept", "headers": [(b"Server", b"app")]}, server=b"us")
+    out = conn.accept({"type": "websocket.accept", "headers": [(b"Server", b"app")]}, server=b"server: us\r\n")
     assert out.count(b"erver: ") == 1 and b"Server: app\r\n" in out
 
 

@@ -1,40 +1,37 @@
-"""WebSocket protocol state without I/O: opening handshake, ASGI message rules, frames.
+"""One server-side WebSocket after the handshake, without I/O: ASGI rules, frames, closing.
 
 Bytes and ASGI messages go in; bytes to write and events for the application come out.  No
-asyncio, no sockets and no clock here (the ``Date`` header value is passed in), so every rule can
+asyncio, no sockets and no clock here (the ``Date`` header line is passed in), so every rule can
 be tested by feeding bytes whole, one at a time or in random splits.
 
-Pieces, in the order a connection meets them:
-
-* :func:`parse_handshake` validates the upgrade request headers (RFC 6455 §4.2.1) that the HTTP
-  protocol already parsed; :class:`HandshakeError` carries the 400/426 answer.
-* :class:`WebSocketConnection` enforces which ASGI message is legal in which state::
+:class:`WebSocketConnection` enforces which ASGI message is legal in which state::
 
       CONNECTING --accept--> OPEN --close (app)--> CLOSING --peer close--> CLOSED
           |  \\--close--> CLOSED (HTTP 403)         \\--peer close / failure--> CLOSED
           \\--http.response.start--> DENYING --last body--> CLOSED
 
-  and drives ``wsproto`` for incoming frames (we never let wsproto re-parse the HTTP request).
-  We use wsproto's frame layer (``FrameProtocol``: framing, unmasking, UTF-8, Close payload
-  and extension checks) without its ``Connection`` event wrapper, and keep the four connection
-  states that wrapper would track ourselves (``_wire_state``): the wrapper re-dispatched every
-  frame into an event object, ~1.3 us of the ~7 us wsproto spent per 64-byte message
-  (benchmarks/micro/ws_echo.py, see RESULTS.md).
-* Outgoing data frames without compression are encoded here directly: server frames are never
-  masked (RFC 6455 §5.1), so a frame is a pure function of opcode and payload, which is what makes
-  the fan-out cache in :func:`encode_data_frame` safe.
+The handshake (the 101, permessage-deflate) is :mod:`server.sansio.ws_handshake`; the HTTP
+responses instead of a 101 are :mod:`server.sansio.ws_denial`.
+
+Incoming frames are parsed by wsproto's frame layer (``FrameProtocol``: framing, unmasking,
+UTF-8, Close payload and extension checks) without its ``Connection`` event wrapper (we never let
+wsproto re-parse the HTTP request).  We keep the four connection states that wrapper would track
+ourselves (``_wire_state``): the wrapper re-dispatched every frame into an event object, a
+measurable share of the time per small message (benchmarks/micro/RESULTS.md, "WebSocket").
+Before bytes reach wsproto, :class:`_FrameLengths` reads each frame header's declared length, so
+a frame longer than ``max_size`` is refused (1009) before its payload is buffered.
+
+Outgoing data frames without compression are encoded here directly: server frames are never
+masked (RFC 6455 §5.1), so a frame is a pure function of opcode and payload, which is what makes
+the fan-out cache in :func:`encode_data_frame` safe.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import struct
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from enum import Enum
-from http import HTTPStatus
 from typing import Any, Final
 
 from wsproto.connection import ConnectionState as WsprotoState
@@ -42,8 +39,9 @@ from wsproto.extensions import Extension, PerMessageDeflate
 from wsproto.frame_protocol import CloseReason, FrameProtocol, Opcode, ParseFailed
 from wsproto.frame_protocol import Frame as WireFrame
 
-# RFC 6455 §1.3: the GUID appended to Sec-WebSocket-Key before hashing.
-_ACCEPT_GUID: Final = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+from server.sansio.ws_denial import DenialResponse, refusal
+from server.sansio.ws_errors import ASGIWebSocketError, ClientDisconnected
+from server.sansio.ws_handshake import Handshake, accept_response, negotiate_deflate
 
 # Opcodes (RFC 6455 §5.2).
 OP_TEXT: Final = 0x1
@@ -77,60 +75,16 @@ _DEFLATE_FEED_SLICE: Final = 4 * 1024
 # many pieces joined into one, bounding per-piece object overhead to ~1/4 byte per payload byte.
 _JOIN_PIECES: Final = 256
 
-
-def _phrase(status: int) -> bytes:
-    try:
-        return HTTPStatus(status).phrase.encode("ascii")
-    except ValueError:
-        return b""  # an empty reason-phrase is allowed (RFC 9112 §4)
-
-
-# Header names the server writes itself on a 101; the application may not supply them.
-_RESERVED_ACCEPT_HEADERS: Final = frozenset(
-    {
-        b"upgrade",
-        b"connection",
-        b"sec-websocket-accept",
-        b"sec-websocket-protocol",
-        b"sec-websocket-extensions",
-        b"content-length",
-        b"transfer-encoding",
-    }
-)
-
-# Header names the server controls on a denial response (websocket.http.response.start).
-_DENIAL_SERVER_HEADERS: Final = frozenset({b"connection", b"transfer-encoding"})
-
-_TOKEN_CHARS: Final = frozenset(
-    b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-)
-_FORBIDDEN_VALUE_BYTES: Final = frozenset(b"\r\n\x00")
+# A compressed (RSV1) frame may be a little longer on the wire than the message it inflates to:
+# deflate stores incompressible data in blocks of at most 65535 bytes with a 5-byte header (RFC
+# 1951 §3.2.4).  The header check allows for that; the inflated size is checked exactly later.
+_DEFLATE_SLACK_PER_BLOCK: Final = 5
+_DEFLATE_BLOCK: Final = 65535
+_DEFLATE_SLACK_FIXED: Final = 64
 
 
-class HandshakeError(Exception):
-    """The upgrade request is not a valid WebSocket opening handshake (RFC 6455 §4.2.1)."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-
-    def response(self, *, server: bytes | None = None, date: bytes | None = None) -> bytes:
-        headers: list[tuple[bytes, bytes]] = [(b"content-type", b"text/plain; charset=utf-8")]
-        if self.status == 426:
-            # RFC 6455 §4.4: tell the client which version we speak.
-            headers.append((b"sec-websocket-version", b"13"))
-        return http_response(
-            self.status, headers, self.detail.encode() + b"\n", server=server, date=date
-        )
-
-
-class ASGIWebSocketError(RuntimeError):
-    """The application sent a message that is invalid or illegal in the current state."""
-
-
-class ClientDisconnected(OSError):
-    """``send`` on a connection that is already closed (ASGI WebSocket spec 2.4)."""
+def _deflate_slack(limit: int) -> int:
+    return (limit // _DEFLATE_BLOCK + 1) * _DEFLATE_SLACK_PER_BLOCK + _DEFLATE_SLACK_FIXED
 
 
 class State(Enum):
@@ -139,201 +93,6 @@ class State(Enum):
     OPEN = "open"  # 101 sent, frames flow both ways
     CLOSING = "closing"  # we sent a Close frame and wait for the peer's (RFC 6455 §7.1.2)
     CLOSED = "closed"  # nothing more goes out; the transport should be closed
-
-
-@dataclass(slots=True)
-class Handshake:
-    """What the application and the frame layer need from a valid upgrade request."""
-
-    key: bytes
-    subprotocols: list[str] = field(default_factory=list)
-    extension_offers: list[str] = field(default_factory=list)
-
-
-# --------------------------------------------------------------------------------- handshake
-
-
-def _comma_split(value: bytes) -> list[bytes]:
-    return [part.strip() for part in value.split(b",") if part.strip()]
-
-
-def parse_handshake(headers: Iterable[tuple[bytes, bytes]]) -> Handshake:
-    """Validate the client's opening handshake headers (RFC 6455 §4.2.1).
-
-    The request line (GET, HTTP/1.1) was checked by the HTTP protocol before the hand-off.
-    Raises :class:`HandshakeError` with 426 for an unsupported version and 400 otherwise.
-    """
-    host = False
-    upgrade: list[bytes] = []
-    connection: list[bytes] = []
-    keys: list[bytes] = []
-    versions: list[bytes] = []
-    protocols: list[str] = []
-    extensions: list[str] = []
-    for raw_name, value in headers:
-        name = raw_name.lower()
-        if name == b"host":
-            host = True
-        elif name == b"upgrade":
-            upgrade.extend(t.lower() for t in _comma_split(value))
-        elif name == b"connection":
-            connection.extend(t.lower() for t in _comma_split(value))
-        elif name == b"sec-websocket-key":
-            keys.append(value.strip())
-        elif name == b"sec-websocket-version":
-            versions.append(value.strip())
-        elif name == b"sec-websocket-protocol":
-            protocols.extend(t.decode("latin-1") for t in _comma_split(value))
-        elif name == b"sec-websocket-extensions":
-            extensions.extend(t.decode("latin-1") for t in _comma_split(value))
-    # §4.2.1 items 2-4: Host, an Upgrade header with "websocket", a Connection header with
-    # the "Upgrade" token (both compared case-insensitively).
-    if not host:
-        raise HandshakeError(400, "missing Host header")
-    if b"websocket" not in upgrade:
-        raise HandshakeError(400, "missing 'Upgrade: websocket' header")
-    if b"upgrade" not in connection:
-        raise HandshakeError(400, "missing 'Connection: Upgrade' header")
-    # §4.2.1 item 6 / §4.4: exactly version 13, else 426 with the version we support.
-    if not versions:
-        raise HandshakeError(400, "missing Sec-WebSocket-Version header")
-    if versions != [b"13"]:
-        raise HandshakeError(426, "unsupported Sec-WebSocket-Version (only 13 is supported)")
-    # §4.2.1 item 5: a base64 value that decodes to exactly 16 bytes.
-    if len(keys) != 1:
-        raise HandshakeError(400, "expected exactly one Sec-WebSocket-Key header")
-    try:
-        decoded = base64.b64decode(keys[0], validate=True)
-    except binascii.Error:
-        decoded = b""
-    if len(decoded) != 16:
-        raise HandshakeError(400, "Sec-WebSocket-Key must be 16 bytes, base64-encoded")
-    return Handshake(key=keys[0], subprotocols=protocols, extension_offers=extensions)
-
-
-def accept_token(key: bytes) -> bytes:
-    """Sec-WebSocket-Accept for a client key (RFC 6455 §4.2.2 item 5.4)."""
-    return base64.b64encode(hashlib.sha1(key + _ACCEPT_GUID).digest())
-
-
-# RFC 7692 §7.1: the parameters a client may put in a permessage-deflate offer, and whether
-# each takes a value ("yes"), must not ("no") or may ("maybe": client_max_window_bits alone
-# means "I can handle any value you answer").
-_DEFLATE_OFFER_PARAMS: Final = {
-    "server_no_context_takeover": "no",
-    "client_no_context_takeover": "no",
-    "server_max_window_bits": "yes",
-    "client_max_window_bits": "maybe",
-}
-
-
-def _normalize_deflate_offer(offer: str) -> str | None:
-    """The offer rewritten for wsproto, or None if RFC 7692 §5 says to decline it.
-
-    §5: decline an offer with an unknown parameter, an invalid value or a repeated parameter.
-    wsproto ignores unknown names and cannot read quoted values, so we check first.
-    """
-    parts = [p.strip() for p in offer.split(";")]
-    out = [parts[0]]
-    seen: set[str] = set()
-    for param in parts[1:]:
-        name, eq, value = param.partition("=")
-        name = name.strip().lower()
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] == '"':
-            value = value[1:-1]  # §7.1.2.1: a quoted-string form is allowed
-        kind = _DEFLATE_OFFER_PARAMS.get(name)
-        if kind is None or name in seen:
-            return None
-        seen.add(name)
-        if kind == "no":
-            if eq:
-                return None
-            out.append(name)
-        elif not eq:
-            if kind == "yes":
-                return None
-            out.append(name)
-        else:
-            # §7.1.2: a decimal 8-15 without leading zeros; zlib's raw deflate cannot use 8,
-            # so 8 means "not supported" and the offer is declined (wsproto refuses it too).
-            if not (value.isdigit() and value[0] != "0" and 9 <= int(value) <= 15):
-                return None
-            out.append(f"{name}={value}")
-    return "; ".join(out)
-
-
-def negotiate_deflate(offers: Iterable[str]) -> tuple[PerMessageDeflate, str] | None:
-    """Accept the first acceptable permessage-deflate offer (RFC 7692 §5).
-
-    Returns the configured extension and the response header element, or None.
-    """
-    for offer in offers:
-        name = offer.split(";", 1)[0].strip().lower()
-        if name != PerMessageDeflate.name:
-            continue
-        normalized = _normalize_deflate_offer(offer)
-        if normalized is None:
-            continue  # declined: try the next offer
-        ext = PerMessageDeflate()  # fresh per offer: accept() mutates it even on refusal
-        try:
-            params = ext.accept(normalized)
-        except ValueError:  # defensive: values were validated above
-            continue
-        if isinstance(params, str):
-            return ext, f"{PerMessageDeflate.name}; {params}" if params else PerMessageDeflate.name
-    return None
-
-
-def _check_header(name: Any, value: Any) -> tuple[bytes, bytes]:
-    if not isinstance(name, bytes | bytearray) or not isinstance(value, bytes | bytearray):
-        raise ASGIWebSocketError("header names and values must be byte strings")
-    if not name or not all(c in _TOKEN_CHARS for c in name):
-        raise ASGIWebSocketError(f"invalid header name {bytes(name)!r}")
-    if any(c in _FORBIDDEN_VALUE_BYTES for c in value):
-        raise ASGIWebSocketError(f"invalid header value for {bytes(name)!r}")
-    return bytes(name), bytes(value)
-
-
-def _app_headers(raw: Any) -> list[tuple[bytes, bytes]]:
-    if raw is None:
-        return []
-    try:
-        pairs = [tuple(item) for item in raw]
-    except TypeError:
-        raise ASGIWebSocketError("headers must be an iterable of [name, value] pairs") from None
-    out = []
-    for pair in pairs:
-        if len(pair) != 2:
-            raise ASGIWebSocketError("each header must be a [name, value] pair")
-        out.append(_check_header(pair[0], pair[1]))
-    return out
-
-
-def http_response(
-    status: int,
-    headers: Iterable[tuple[bytes, bytes]],
-    body: bytes = b"",
-    *,
-    server: bytes | None = None,
-    date: bytes | None = None,
-    content_length: bool = True,
-) -> bytes:
-    """A complete ``Connection: close`` HTTP/1.1 response (used for errors and denials)."""
-    phrase = _phrase(status)
-    parts = [b"HTTP/1.1 %d %s\r\n" % (status, phrase)]
-    if server is not None:
-        parts.append(b"server: " + server + b"\r\n")
-    if date is not None:
-        parts.append(b"date: " + date + b"\r\n")
-    for name, value in headers:
-        parts.append(name + b": " + value + b"\r\n")
-    if content_length:
-        parts.append(b"content-length: %d\r\n" % len(body))
-    # The connection was upgraded-or-nothing: after a refusal it is never reused.
-    parts.append(b"connection: close\r\n\r\n")
-    parts.append(body)
-    return b"".join(parts)
 
 
 # ------------------------------------------------------------------------------ frame encoding
@@ -441,9 +200,8 @@ class WebSocketConnection:
     """One server-side WebSocket: ASGI rules on the way out, wsproto frames on the way in."""
 
     __slots__ = (
-        "_chunked",
         "_deflate",
-        "_denial_head",
+        "_denial",
         "_early",
         "_extension_header",
         "_frames",
@@ -456,6 +214,9 @@ class WebSocketConnection:
         "_owed_pong",
         "_pending_input",
         "_per_message_deflate",
+        "_refused_at",
+        "_scan_head",
+        "_scan_skip",
         "_wire",
         "_wire_state",
         "handshake",
@@ -480,6 +241,13 @@ class WebSocketConnection:
         self._early = bytearray()  # bytes that arrived before accept (client jumped the gun)
         self._pending_input = bytearray()  # deflate only: input not yet fed to wsproto
         self._input_broken = False
+        # Frame-length guard (see ``_first_too_long``): payload bytes of the current frame
+        # still to come, the start of a frame header split across reads, and whether input
+        # stopped at a frame declaring more than max_size (1009 once the frames before it are
+        # read).
+        self._scan_skip = 0
+        self._scan_head = b""
+        self._refused_at = False
         # Pieces of the message being received: all str (text) or all bytes (binary).
         self._msg_parts: list[Any] = []
         self._msg_joined = 0  # leading entries of _msg_parts that are already joined runs
@@ -489,156 +257,69 @@ class WebSocketConnection:
         # answered once, for the latest one, when writing resumes (see ``owed_pong``).
         self.hold_pongs = False
         self._owed_pong: bytes | None = None
-        self._denial_head: tuple[int, list[tuple[bytes, bytes]], bytes | None, bytes | None] | None
-        self._denial_head = None
-        self._chunked = False
+        self._denial: DenialResponse | None = None
 
     # ---------------------------------------------------------------- application -> wire
-    def _negotiate(self) -> None:
+    def accept(self, message: Mapping[str, Any], *, server: bytes = b"") -> bytes:
+        """``websocket.accept``: the 101 (RFC 6455 §4.2.2); frames flow from now on.
+
+        ``server`` is the server's ``server: ...\\r\\n`` line (or ``b""``).
+        """
+        self._require(State.CONNECTING, "websocket.accept")
         if self._per_message_deflate and self._extension_header is None:
             result = negotiate_deflate(self.handshake.extension_offers)
             if result is not None:
                 self._deflate, self._extension_header = result
             else:
                 self._extension_header = ""
-
-    def accept(self, message: Mapping[str, Any], *, server: bytes | None = None) -> bytes:
-        """``websocket.accept``: build the 101 response (RFC 6455 §4.2.2) and open the frames."""
-        self._require(State.CONNECTING, "websocket.accept")
-        subprotocol = message.get("subprotocol")
-        if subprotocol is not None:
-            if not isinstance(subprotocol, str):
-                raise ASGIWebSocketError("websocket.accept 'subprotocol' must be a str or None")
-            # §4.2.2 item 5.5: the server must pick one of the client's offers.
-            if subprotocol not in self.handshake.subprotocols:
-                raise ASGIWebSocketError(
-                    f"subprotocol {subprotocol!r} was not offered by the client "
-                    f"(offered: {self.handshake.subprotocols!r})"
-                )
-        headers = _app_headers(message.get("headers"))
-        for name, _ in headers:
-            if name.lower() in _RESERVED_ACCEPT_HEADERS:
-                raise ASGIWebSocketError(
-                    f"websocket.accept must not set {name.decode()!r}; the server sets it"
-                    + (" (use 'subprotocol')" if name.lower() == b"sec-websocket-protocol" else "")
-                )
-        self._negotiate()
-        parts = [
-            b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n"
-            b"sec-websocket-accept: " + accept_token(self.handshake.key) + b"\r\n"
-        ]
-        if subprotocol is not None:
-            parts.append(b"sec-websocket-protocol: " + subprotocol.encode("latin-1") + b"\r\n")
+        out = accept_response(self.handshake, message, self._extension_header, server)
         extensions: list[Extension] = []
         if self._deflate is not None and self._extension_header:
             extensions.append(self._deflate)
-            parts.append(
-                b"sec-websocket-extensions: " + self._extension_header.encode("latin-1") + b"\r\n"
-            )
-        if server is not None and not any(n.lower() == b"server" for n, _ in headers):
-            parts.append(b"server: " + server + b"\r\n")  # the app's own Server wins
-        for name, value in headers:
-            parts.append(name + b": " + value + b"\r\n")
-        parts.append(b"\r\n")
         self._wire = FrameProtocol(client=False, extensions=extensions)
         self._wire_state = WsprotoState.OPEN
         self.state = State.OPEN
         if self._early:
             early, self._early = bytes(self._early), bytearray()
             self.receive_data(early)
-        return b"".join(parts)
+        return out
 
-    def deny(
-        self, status: int = 403, *, server: bytes | None = None, date: bytes | None = None
-    ) -> bytes:
-        """Refuse the handshake with a bare HTTP error (close before accept → 403, ASGI spec)."""
+    def deny(self, status: int = 403, default_headers: bytes = b"") -> bytes:
+        """Refuse the handshake with a bare HTTP error (close before accept → 403, ASGI spec).
+
+        ``default_headers`` are the server's Date/Server lines, as for any HTTP response.
+        """
         self._require(State.CONNECTING, "websocket.close")
         self.state = State.CLOSED
-        return http_response(status, [], b"", server=server, date=date)
+        return refusal(status, (), b"", default_headers)
 
-    def response_start(
-        self, message: Mapping[str, Any], *, server: bytes | None = None, date: bytes | None = None
-    ) -> None:
+    def response_start(self, message: Mapping[str, Any], default_headers: bytes = b"") -> None:
         """``websocket.http.response.start`` (denial extension); the head goes out with the
         first body chunk so each ASGI send is one write."""
         self._require(State.CONNECTING, "websocket.http.response.start")
-        status = message.get("status")
-        # 1xx are interim responses (RFC 9110 §15.2): a client would wait for the final one.
-        if type(status) is not int or not 200 <= status <= 999:
-            raise ASGIWebSocketError(f"invalid denial response status {status!r}")
-        headers = []
-        has_length = False
-        for name, value in _app_headers(message.get("headers")):
-            lname = name.lower()
-            if lname in _DENIAL_SERVER_HEADERS:
-                # The server owns framing and the connection (it always closes after a
-                # denial), so the app's values would contradict ours: drop them.
-                continue
-            if lname == b"content-length":
-                # RFC 9110 §8.6: one non-negative decimal; as for http.response.start, a bad
-                # value is the app's error rather than something to guess around.
-                if not value.strip().isdigit():
-                    raise ASGIWebSocketError(f"invalid denial content-length {value!r}")
-                if has_length:
-                    raise ASGIWebSocketError("denial response has several content-length headers")
-                has_length = True
-            elif lname == b"server":
-                server = None  # the app's own Server/Date replace ours, not duplicate them
-            elif lname == b"date":
-                date = None
-            headers.append((name, value))
+        self._denial = DenialResponse(message, default_headers)
         self.state = State.DENYING
-        self._denial_head = (status, headers, server, date)
 
-    def response_body(self, message: Mapping[str, Any]) -> bytes:
-        """``websocket.http.response.body``: returns bytes to write; CLOSED after the last."""
+    def response_body(self, message: Mapping[str, Any]) -> Frame:
+        """``websocket.http.response.body``: returns what to write; CLOSED after the last."""
         self._require(State.DENYING, "websocket.http.response.body")
-        body = message.get("body", b"")
-        if not isinstance(body, bytes | bytearray | memoryview):
-            raise ASGIWebSocketError("websocket.http.response.body 'body' must be bytes")
-        more = bool(message.get("more_body", False))
-        chunk = bytes(body)
-        head = self._denial_head
-        out = b""
-        if head is not None:
-            self._denial_head = None
-            status, headers, server, date = head
-            has_length = any(n.lower() == b"content-length" for n, _ in headers)
-            chunked = more and not has_length
-            if chunked:
-                # Streaming body of unknown length: chunked coding (RFC 9112 §7.1).
-                headers = [*headers, (b"transfer-encoding", b"chunked")]
-            self._chunked = chunked
-            if not chunked:
-                # Whole body in this chunk (or the app gave Content-Length): one write.
-                out = http_response(
-                    status, headers, chunk, server=server, date=date, content_length=not has_length
-                )
-                chunk = b""
-            else:
-                out = http_response(
-                    status, headers, b"", server=server, date=date, content_length=False
-                )
-        if self._chunked:
-            if chunk:
-                out += b"%x\r\n" % len(chunk) + chunk + b"\r\n"
-            if not more:
-                out += b"0\r\n\r\n"
-        else:
-            out += chunk
-        if not more:
+        denial = self._denial
+        assert denial is not None
+        parts = denial.body(message)
+        if denial.complete:
             self.state = State.CLOSED
-        return out
+            self._denial = None
+        return b"".join(parts)
 
-    def abort_denial(self, *, server: bytes | None = None, date: bytes | None = None) -> bytes:
+    def abort_denial(self, default_headers: bytes = b"") -> bytes:
         """The app ended (or crashed) mid-denial: a 500 if nothing was written, else nothing
         (the caller closes the connection, which truncates the response visibly)."""
         self._require(State.DENYING, "aborting a denial response")
         self.state = State.CLOSED
-        if self._denial_head is None:
+        denial, self._denial = self._denial, None
+        if denial is None or denial.head_sent:
             return b""
-        self._denial_head = None
-        return http_response(500, [], b"", server=server, date=date)
+        return refusal(500, (), b"", default_headers)
 
     def send_data(self, data: str | bytes | bytearray | memoryview) -> Frame:
         """One data message, as one frame (``websocket.send``)."""
@@ -713,9 +394,13 @@ class WebSocketConnection:
         return bytes(wire.ping(payload))
 
     def app_message(
-        self, message: Mapping[str, Any], *, server: bytes | None = None, date: bytes | None = None
+        self, message: Mapping[str, Any], *, server: bytes = b"", date: bytes = b""
     ) -> Frame:
         """Apply one ASGI send message; returns what to write (maybe ``b""``).
+
+        ``server`` and ``date`` are the server's own header lines (``b"server: ...\\r\\n"``,
+        ``b"date: ...\\r\\n"``, or ``b""`` to leave one out), used by the 101 (Server only)
+        and by HTTP refusals and denials (both).
 
         Raises :class:`ASGIWebSocketError` for an invalid or out-of-order message and
         :class:`ClientDisconnected` for data sent after the connection closed.
@@ -759,7 +444,7 @@ class WebSocketConnection:
                     f"a Close frame carries at most {MAX_CLOSE_REASON_BYTES}"
                 )
             if self.state is State.CONNECTING:
-                return self.deny(403, server=server, date=date)
+                return self.deny(403, date + server)
             if self.state is State.DENYING:
                 raise ASGIWebSocketError("websocket.close during an HTTP denial response")
             # Closing twice, or after the peer closed, is harmless: nothing more to say.
@@ -767,7 +452,7 @@ class WebSocketConnection:
         if mtype == "websocket.http.response.start":
             if self.state is State.CLOSED:
                 raise ClientDisconnected("WebSocket connection is closed")
-            self.response_start(message, server=server, date=date)
+            self.response_start(message, date + server)
             return b""
         if mtype == "websocket.http.response.body":
             if self.state is State.CLOSED:
@@ -782,17 +467,88 @@ class WebSocketConnection:
     # ---------------------------------------------------------------- wire -> application
     def receive_data(self, data: bytes) -> None:
         """Feed bytes from the peer; then call :meth:`next_event` until it returns None."""
-        if self._input_broken or self.state is State.CLOSED:
+        if self._input_broken or self._refused_at or self.state is State.CLOSED:
             return  # failed or finished: input is read and dropped until the peer hangs up
         wire = self._wire
         if wire is None:
             # The client must wait for the 101 (RFC 6455 §4.1); keep what it sent early.
             self._early += data
             return
+        if self._wire_state not in _READING:
+            return
+        cut = self._first_too_long(data)
+        if cut >= 0:
+            # RFC 6455 §7.4.1 (1009): refused on the header, before any of its payload is held.
+            # The frames before it are still read; next_event fails the connection after them.
+            self._refused_at = True
+            data = data[:cut]
         if self._deflate is not None:
             self._pending_input += data
-        elif self._wire_state in _READING:
+        elif data:
             wire.receive_bytes(data)
+
+    def _first_too_long(self, data: bytes) -> int:
+        """Where in ``data`` a data frame declaring more than max_size bytes starts, or -1.
+
+        Follows the frame boundaries through the stream (RFC 6455 §5.2: 2 header bytes, a
+        16- or 64-bit extended length, a 4-byte mask key when masked, then the payload) without
+        copying payloads; wsproto still parses and checks every frame.
+        """
+        skip = self._scan_skip
+        n = len(data)
+        if skip >= n:
+            self._scan_skip = skip - n
+            return -1
+        pos = skip
+        partial = self._scan_head
+        while pos < n:
+            if partial:
+                # A header that began in an earlier read (pos is 0 here): it is at most 14 bytes.
+                buf = partial + data[:14]
+                i = 0
+                shift = len(partial)
+            else:
+                buf = data
+                i = pos
+                shift = 0
+            avail = len(buf) - i
+            if avail < 2:
+                partial = bytes(buf[i:])
+                pos = n
+                break
+            second = buf[i + 1]
+            length = second & 0x7F
+            size = (2, 4, 10)[(length >= 126) + (length == 127)] + (4 if second & 0x80 else 0)
+            if avail < size:
+                partial = bytes(buf[i:])
+                pos = n
+                break
+            if length == 126:
+                length = int.from_bytes(buf[i + 2 : i + 4], "big")
+            elif length == 127:
+                length = int.from_bytes(buf[i + 2 : i + 10], "big")
+            first = buf[i]
+            if not first & 0x08 and length > self._max_size:  # a data frame (§5.2 opcodes)
+                limit = self._max_size
+                if first & 0x40:  # RSV1: compressed (RFC 7692 §6)
+                    limit += _deflate_slack(limit)
+                if length > limit:
+                    self._scan_head = b""
+                    return max(i - shift, 0)
+            pos = i - shift + size + length
+            partial = b""
+        self._scan_head = partial
+        self._scan_skip = pos - n
+        return -1
+
+    @property
+    def buffered(self) -> int:
+        """Input bytes held (early input, not yet parsed, or parts of an unfinished message)."""
+        held = len(self._early) + len(self._pending_input) + self._msg_size
+        wire = self._wire
+        if wire is not None:
+            held += len(wire._frame_decoder.buffer)
+        return held
 
     @property
     def buffered_early(self) -> int:
@@ -824,6 +580,8 @@ class WebSocketConnection:
                 return self.fail(int(exc.code), "")
             if frame is None:
                 self._frames = None
+                if self._refused_at and not self._pending_input:
+                    return self.fail(CLOSE_TOO_BIG, "message too big")
                 if self._pending_input and self._wire_state in _READING:
                     chunk = bytes(self._pending_input[:_DEFLATE_FEED_SLICE])
                     del self._pending_input[:_DEFLATE_FEED_SLICE]
