@@ -680,7 +680,8 @@ def test_denial_status_must_be_final(status: Any) -> None:
 
 def test_accept_app_server_header_replaces_ours() -> None:
     conn = WebSocketConnection(Handshake(key=KEY), max_size=1 << 20)
-    out = conn.accept({"type": "websocket.accept", "headers": [(b"Server", b"app")]}, server=b"server: us\r\n")
+    message = {"type": "websocket.accept", "headers": [(b"Server", b"app")]}
+    out = conn.accept(message, server=b"server: us\r\n")
     assert out.count(b"erver: ") == 1 and b"Server: app\r\n" in out
 
 
