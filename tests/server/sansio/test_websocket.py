@@ -737,3 +737,95 @@ def test_denial_bad_content_length_is_an_app_error(lengths: list[bytes]) -> None
             {"type": "websocket.http.response.start", "status": 403, "headers": headers}
         )
     assert conn.state is State.CONNECTING
+
+
+# -------------------------------------------------------------- declared frame length (1009)
+
+
+def masked_header(first: int, length: int) -> bytes:
+    if length < 126:
+        head = bytes((first, 0x80 | length))
+    elif length < 65536:
+        head = struct.pack("!BBH", first, 0x80 | 126, length)
+    else:
+        head = struct.pack("!BBQ", first, 0x80 | 127, length)
+    return head + b"\x01\x02\x03\x04"
+
+
+@pytest.mark.parametrize("step", [1, 3, 10_000])
+@pytest.mark.parametrize("deflate", [False, True])
+def test_frame_over_max_size_fails_on_its_header(step: int, deflate: bool) -> None:
+    """RFC 6455 §7.4.1: 1009 as soon as the header is read; the frames before it are still
+    delivered and nothing of its payload is held."""
+    conn = WebSocketConnection(
+        Handshake(key=KEY, extension_offers=["permessage-deflate"] if deflate else []),
+        max_size=1000,
+        per_message_deflate=deflate,
+    )
+    conn.accept({"type": "websocket.accept"})
+    ok = masked_frame(0x81, b"before") if not deflate else b""
+    data = ok + masked_frame(0x89, b"p") + masked_header(0x82, 100 * 1024 * 1024) + b"x" * 5000
+    events: list[Any] = []
+    for i in range(0, len(data), step):
+        conn.receive_data(data[i : i + step])
+        assert conn.buffered <= 100, conn.buffered
+        events.extend(drain(conn))
+    if not deflate:
+        assert events[0] == MessageReceived("before")
+    assert events[-1] == Closed(1009, "message too big", failed=True)
+    reader = client()
+    reader.receive_data(conn.data_to_send())
+    assert [type(e).__name__ for e in reader.events()] == ["Pong", "CloseConnection"]
+
+
+def test_frame_of_exactly_max_size_passes_and_lengths_are_followed() -> None:
+    conn = opened(max_size=70_000)
+    # A payload full of bytes that read like frame headers declaring huge lengths.
+    fake = b"\x82\xff" + b"\xff" * 8
+    payloads = [fake * 7000, fake, b"", b"y" * 126, b"z" * 65536]
+    data = b"".join(masked_frame(0x82, p) for p in payloads)
+    got: list[Any] = []
+    for i in range(0, len(data), 997):
+        conn.receive_data(data[i : i + 997])
+        got.extend(drain(conn))
+    assert got == [MessageReceived(p) for p in payloads]
+
+
+def test_compressed_frame_may_exceed_max_size_by_deflate_overhead() -> None:
+    """Incompressible data grows a little when deflated (RFC 1951 §3.2.4 stored blocks): a
+    message of exactly max_size must not be refused on its compressed frame's length."""
+    max_size = 200_000
+    conn = WebSocketConnection(
+        Handshake(key=KEY, extension_offers=["permessage-deflate"]),
+        max_size=max_size,
+        per_message_deflate=True,
+    )
+    accept = conn.accept({"type": "websocket.accept"})
+    ext = accept.split(b"sec-websocket-extensions: ")[1].split(b"\r\n")[0].decode()
+    payload = os.urandom(max_size)
+    deflate = PerMessageDeflate()
+    deflate.finalize(ext)
+    sender = WsprotoConnection(ConnectionType.CLIENT, extensions=[deflate])
+    data = sender.send(BytesMessage(data=payload))
+    assert len(data) > max_size + 14  # the compressed frame is longer than the message
+    conn.receive_data(data)
+    assert drain(conn) == [MessageReceived(payload)]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(1, 300), min_size=1, max_size=30), st.integers(1, 50))
+def test_any_split_of_the_stream_gives_the_same_events(sizes: list[int], step: int) -> None:
+    """The header check keeps its place in the stream across every read boundary."""
+    conn = opened(max_size=250)
+    data = b"".join(masked_frame(0x82, bytes([n % 256]) * n) for n in sizes)
+    events: list[Any] = []
+    for i in range(0, len(data), step):
+        conn.receive_data(data[i : i + step])
+        events.extend(drain(conn))
+    expected: list[Any] = []
+    for n in sizes:
+        if n > 250:
+            expected.append(Closed(1009, "message too big", failed=True))
+            break
+        expected.append(MessageReceived(bytes([n % 256]) * n))
+    assert events == expected
