@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from server.access_log import AccessLog
 from server.config import Config
@@ -50,8 +50,9 @@ from server.sansio.ws_frames import (
     WebSocketConnection,
 )
 from server.sansio.ws_handshake import HandshakeError, parse_handshake
+from server.sansio.ws_messages import DisconnectEvent, ReceivedEvent
 from server.state import ServerState
-from server.types import ASGIApp, Message, Scope
+from server.types import ASGIApp, Message, Receive, Scope
 from server.writer import writelines
 
 logger = logging.getLogger("server.error")
@@ -81,10 +82,10 @@ class WebSocketReceive:
     def __init__(self, loop: asyncio.AbstractEventLoop, on_drain: Any) -> None:
         self._loop = loop
         self._on_drain = on_drain
-        self._pending: collections.deque[Message] = collections.deque()
+        self._pending: collections.deque[ReceivedEvent] = collections.deque()
         self._pending_bytes = 0
-        self._waiter: asyncio.Future[Message] | None = None
-        self._final: Message | None = None
+        self._waiter: asyncio.Future[ReceivedEvent] | None = None
+        self._final: DisconnectEvent | None = None
 
     @property
     def backlogged(self) -> bool:
@@ -96,7 +97,7 @@ class WebSocketReceive:
     def pending(self) -> int:
         return len(self._pending)
 
-    def push(self, message: Message, size: int = 0) -> None:
+    def push(self, message: ReceivedEvent, size: int = 0) -> None:
         if message["type"] == "websocket.disconnect":
             self._final = message
         waiter = self._waiter
@@ -109,17 +110,17 @@ class WebSocketReceive:
         self._pending.append(message)
         self._pending_bytes += size
 
-    def _pop(self) -> Message:
+    def _pop(self) -> ReceivedEvent:
         message = self._pending.popleft()
         if message["type"] == "websocket.receive":
-            data = message.get("text")
+            data: str | bytes | None = message.get("text")
             if data is None:
                 data = message.get("bytes")
             self._pending_bytes -= len(data) if data is not None else 0
         self._on_drain()
         return message
 
-    def arm(self, fut: asyncio.Future[Message]) -> None:
+    def arm(self, fut: asyncio.Future[ReceivedEvent]) -> None:
         if self._pending:
             if not fut.done():
                 fut.set_result(self._pop())
@@ -130,12 +131,12 @@ class WebSocketReceive:
             return
         self._waiter = fut
 
-    async def __call__(self) -> Message:
+    async def __call__(self) -> ReceivedEvent:
         if self._pending:
             return self._pop()
         if self._final is not None:
             return self._final
-        fut: asyncio.Future[Message] = self._loop.create_future()
+        fut: asyncio.Future[ReceivedEvent] = self._loop.create_future()
         self._waiter = fut
         return await fut
 
@@ -209,7 +210,8 @@ class WebSocketProtocol(asyncio.Protocol):
     # ----------------------------------------------------------------- application side
     async def _run_app(self) -> None:
         try:
-            await self.app(self.scope, self.receive, self.send)
+            # The app sees the plain ASGI callable types; the messages are ReceivedEvents.
+            await self.app(self.scope, cast(Receive, self.receive), self.send)
         except ClientDisconnected:
             pass  # ASGI 2.4: our own "connection closed" exception is not an app error
         except Exception:
@@ -352,7 +354,7 @@ class WebSocketProtocol(asyncio.Protocol):
                 break
             if type(event) is MessageReceived:
                 data = event.data
-                if type(data) is str:
+                if isinstance(data, str):
                     receive.push({"type": "websocket.receive", "text": data}, len(data))
                 else:
                     receive.push({"type": "websocket.receive", "bytes": data}, len(data))

@@ -32,7 +32,7 @@ import struct
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from wsproto.connection import ConnectionState as WsprotoState
 from wsproto.extensions import Extension, PerMessageDeflate
@@ -42,6 +42,7 @@ from wsproto.frame_protocol import Frame as WireFrame
 from server.sansio.ws_denial import DenialResponse, refusal
 from server.sansio.ws_errors import ASGIWebSocketError, ClientDisconnected
 from server.sansio.ws_handshake import Handshake, accept_response, negotiate_deflate
+from server.sansio.ws_messages import AcceptEvent, ResponseBodyEvent, ResponseStartEvent
 
 # Opcodes (RFC 6455 §5.2).
 OP_TEXT: Final = 0x1
@@ -260,7 +261,7 @@ class WebSocketConnection:
         self._denial: DenialResponse | None = None
 
     # ---------------------------------------------------------------- application -> wire
-    def accept(self, message: Mapping[str, Any], *, server: bytes = b"") -> bytes:
+    def accept(self, message: AcceptEvent, *, server: bytes = b"") -> bytes:
         """``websocket.accept``: the 101 (RFC 6455 §4.2.2); frames flow from now on.
 
         ``server`` is the server's ``server: ...\\r\\n`` line (or ``b""``).
@@ -293,14 +294,14 @@ class WebSocketConnection:
         self.state = State.CLOSED
         return refusal(status, (), b"", default_headers)
 
-    def response_start(self, message: Mapping[str, Any], default_headers: bytes = b"") -> None:
+    def response_start(self, message: ResponseStartEvent, default_headers: bytes = b"") -> None:
         """``websocket.http.response.start`` (denial extension); the head goes out with the
         first body chunk so each ASGI send is one write."""
         self._require(State.CONNECTING, "websocket.http.response.start")
         self._denial = DenialResponse(message, default_headers)
         self.state = State.DENYING
 
-    def response_body(self, message: Mapping[str, Any]) -> Frame:
+    def response_body(self, message: ResponseBodyEvent) -> Frame:
         """``websocket.http.response.body``: returns what to write; CLOSED after the last."""
         self._require(State.DENYING, "websocket.http.response.body")
         denial = self._denial
@@ -398,6 +399,9 @@ class WebSocketConnection:
     ) -> Frame:
         """Apply one ASGI send message; returns what to write (maybe ``b""``).
 
+        ``message`` comes from the application, so it is a plain mapping until its type and
+        fields are checked here (then it is one of :data:`ws_messages.SendEvent`).
+
         ``server`` and ``date`` are the server's own header lines (``b"server: ...\\r\\n"``,
         ``b"date: ...\\r\\n"``, or ``b""`` to leave one out), used by the 101 (Server only)
         and by HTTP refusals and denials (both).
@@ -426,7 +430,7 @@ class WebSocketConnection:
         if mtype == "websocket.accept":
             if self.state is State.CLOSED:
                 raise ClientDisconnected("WebSocket connection is closed")
-            return self.accept(message, server=server)
+            return self.accept(cast(AcceptEvent, message), server=server)
         if mtype == "websocket.close":
             code = message.get("code")
             code = CLOSE_NORMAL if code is None else code
@@ -452,12 +456,12 @@ class WebSocketConnection:
         if mtype == "websocket.http.response.start":
             if self.state is State.CLOSED:
                 raise ClientDisconnected("WebSocket connection is closed")
-            self.response_start(message, date + server)
+            self.response_start(cast(ResponseStartEvent, message), date + server)
             return b""
         if mtype == "websocket.http.response.body":
             if self.state is State.CLOSED:
                 raise ClientDisconnected("WebSocket connection is closed")
-            return self.response_body(message)
+            return self.response_body(cast(ResponseBodyEvent, message))
         raise ASGIWebSocketError(f"unexpected ASGI message type {mtype!r} on a WebSocket")
 
     def _require(self, state: State, what: str) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -24,6 +24,7 @@ from wsproto.extensions import PerMessageDeflate
 from server.sansio.http11 import _bad_field
 from server.sansio.ws_denial import refusal
 from server.sansio.ws_errors import ASGIWebSocketError
+from server.sansio.ws_messages import AcceptEvent
 from server.writer import CRLF, status_line
 
 # RFC 6455 §1.3: the GUID appended to Sec-WebSocket-Key before hashing.
@@ -238,7 +239,7 @@ def _accept_headers(raw: Any) -> list[tuple[bytes, bytes]]:
 
 def accept_response(
     handshake: Handshake,
-    message: Mapping[str, Any],
+    message: AcceptEvent,
     extension_header: str | None,
     server_line: bytes = b"",
 ) -> bytes:
