@@ -73,7 +73,8 @@ JOIN_LIMIT: Final = 64 * 1024
 _DEFLATE_FEED_SLICE: Final = 4 * 1024
 
 # A message arriving in more pieces than this (fragments or socket reads) has each run of this
-# many pieces joined into one, bounding per-piece object overhead to ~1/4 byte per payload byte.
+# many pieces joined into one, so per-piece object overhead stays a small fraction of the payload
+# (figures in benchmarks/micro/RESULTS.md, "WebSocket").
 _JOIN_PIECES: Final = 256
 
 # A compressed (RSV1) frame may be a little longer on the wire than the message it inflates to:
@@ -243,7 +244,8 @@ class WebSocketConnection:
         self._pending_input = bytearray()  # deflate only: input not yet fed to wsproto
         self._input_broken = False
         # Frame-length guard (see ``_first_too_long``): payload bytes of the current frame
-        # still to come, the start of a frame header split across reads, and whether input
+        # still to come (-1 while a header is split across reads), that header's start, and
+        # whether input
         # stopped at a frame declaring more than max_size (1009 once the frames before it are
         # read).
         self._scan_skip = 0
@@ -480,7 +482,14 @@ class WebSocketConnection:
             return
         if self._wire_state not in _READING:
             return
-        cut = self._first_too_long(data)
+        n = len(data)
+        if 6 <= n < 132 and data[1] == n + 122 and not self._scan_skip:
+            # The usual read: exactly one whole small masked frame (second byte 0x80 | length,
+            # length = n - 6 <= 125, §5.2), at a frame boundary: no scan.  (Below a max_size
+            # of 125 such a frame is refused by the message size check instead.)
+            cut = -1
+        else:
+            cut = self._first_too_long(data)
         if cut >= 0:
             # RFC 6455 §7.4.1 (1009): refused on the header, before any of its payload is held.
             # The frames before it are still read; next_event fails the connection after them.
@@ -503,7 +512,7 @@ class WebSocketConnection:
         if skip >= n:
             self._scan_skip = skip - n
             return -1
-        pos = skip
+        pos = max(skip, 0)  # -1: a header began in an earlier read (kept in _scan_head)
         partial = self._scan_head
         while pos < n:
             if partial:
@@ -542,7 +551,7 @@ class WebSocketConnection:
             pos = i - shift + size + length
             partial = b""
         self._scan_head = partial
-        self._scan_skip = pos - n
+        self._scan_skip = -1 if partial else pos - n
         return -1
 
     @property
@@ -584,13 +593,13 @@ class WebSocketConnection:
                 return self.fail(int(exc.code), "")
             if frame is None:
                 self._frames = None
-                if self._refused_at and not self._pending_input:
-                    return self.fail(CLOSE_TOO_BIG, "message too big")
                 if self._pending_input and self._wire_state in _READING:
                     chunk = bytes(self._pending_input[:_DEFLATE_FEED_SLICE])
                     del self._pending_input[:_DEFLATE_FEED_SLICE]
                     wire.receive_bytes(chunk)
                     continue
+                if self._refused_at:
+                    return self.fail(CLOSE_TOO_BIG, "message too big")
                 return None
             opcode = frame.opcode
             # str (text), bytes (binary, ping, pong) or (code, reason) (close), by opcode.
@@ -629,8 +638,8 @@ class WebSocketConnection:
             parts = self._msg_parts
             parts.append(piece)
             if len(parts) - self._msg_joined >= _JOIN_PIECES:
-                # Many small fragments: join the latest run so per-object overhead (~50 bytes
-                # per piece) cannot multiply the memory that ws_max_size is meant to bound.
+                # Many small fragments: join the latest run so per-object overhead (a Python
+                # object per piece) cannot multiply the memory that ws_max_size is meant to bound.
                 # Only the new run is copied, so each byte is copied once more at most.
                 start = self._msg_joined
                 parts[start:] = [
