@@ -1,4 +1,4 @@
-"""Adversarial WebSocket review: misbehaving clients and apps over real sockets on 127.0.0.1.
+"""Hostile or buggy WebSocket peers and applications, over real sockets on 127.0.0.1.
 
 Each test pins one rule of RFC 6455 / RFC 7692 / the ASGI WebSocket spec 2.4 that a hostile or
 buggy peer (or application) could otherwise use to crash, hang or bloat the server.
