@@ -43,7 +43,6 @@ from server.sansio.ws_frames import (
     CLOSE_INTERNAL_ERROR,
     CLOSE_NORMAL,
     Closed,
-    Frame,
     MessageReceived,
     PongReceived,
     State,
@@ -51,6 +50,7 @@ from server.sansio.ws_frames import (
 )
 from server.sansio.ws_handshake import HandshakeError, parse_handshake
 from server.sansio.ws_messages import DisconnectEvent, ReceivedEvent
+from server.sansio.ws_wire import Frame
 from server.state import ServerState
 from server.types import ASGIApp, Message, Receive, Scope
 from server.writer import writelines

@@ -13,22 +13,19 @@ be tested by feeding bytes whole, one at a time or in random splits.
 The handshake (the 101, permessage-deflate) is :mod:`server.sansio.ws_handshake`; the HTTP
 responses instead of a 101 are :mod:`server.sansio.ws_denial`.
 
-Incoming frames are parsed by wsproto's frame layer (``FrameProtocol``: framing, unmasking,
-UTF-8, Close payload and extension checks) without its ``Connection`` event wrapper (we never let
-wsproto re-parse the HTTP request).  We keep the four connection states that wrapper would track
-ourselves (``_wire_state``): the wrapper re-dispatched every frame into an event object, a
-measurable share of the time per small message (benchmarks/micro/RESULTS.md, "WebSocket").
-Before bytes reach wsproto, :class:`_FrameLengths` reads each frame header's declared length, so
-a frame longer than ``max_size`` is refused (1009) before its payload is buffered.
-
-Outgoing data frames without compression are encoded here directly: server frames are never
-masked (RFC 6455 §5.1), so a frame is a pure function of opcode and payload, which is what makes
-the fan-out cache in :func:`encode_data_frame` safe.
+Frame bytes we handle without wsproto (outgoing data frames, the declared length of incoming
+ones) are in :mod:`server.sansio.ws_wire`.  Incoming frames are parsed by wsproto's frame layer
+(``FrameProtocol``: framing, unmasking, UTF-8, Close payload and extension checks) without its
+``Connection`` event wrapper (we never let wsproto re-parse the HTTP request).  We keep the
+four connection states that wrapper would track ourselves (``_wire_state``): the wrapper
+re-dispatched every frame into an event object, a measurable share of the time per small
+message (benchmarks/micro/RESULTS.md, "WebSocket").
+Before bytes reach wsproto, ``ws_wire.FrameLengths`` reads each frame header's declared
+length, so a frame longer than ``max_size`` is refused (1009) before its payload is buffered.
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -43,10 +40,14 @@ from server.sansio.ws_denial import DenialResponse, refusal
 from server.sansio.ws_errors import ASGIWebSocketError, ClientDisconnected
 from server.sansio.ws_handshake import Handshake, accept_response, negotiate_deflate
 from server.sansio.ws_messages import AcceptEvent, ResponseBodyEvent, ResponseStartEvent
-
-# Opcodes (RFC 6455 §5.2).
-OP_TEXT: Final = 0x1
-OP_BINARY: Final = 0x2
+from server.sansio.ws_wire import (
+    MAX_CLOSE_REASON_BYTES,
+    Frame,
+    FrameLengths,
+    close_payload_reason,
+    encode_data_frame,
+    not_utf8,
+)
 
 # Close codes used by the server itself (RFC 6455 §7.4.1).
 CLOSE_NORMAL: Final = 1000
@@ -62,11 +63,6 @@ CLOSE_INTERNAL_ERROR: Final = 1011
 # 1004, 1005, 1006 and 1015 are reserved or local-only; 1016-2999 are unassigned protocol codes.
 _SENDABLE_CODES: Final = frozenset({1000, 1001, 1002, 1003, *range(1007, 1015)})
 
-# Payloads up to this size are joined with their frame header into one ``bytes`` (one copy is
-# cheaper than a vectored write for small buffers); bigger ones go out as (header, payload) so
-# the transport's ``writelines`` can send them without copying the payload.
-JOIN_LIMIT: Final = 64 * 1024
-
 # With permessage-deflate, input is fed to the decompressor in slices of this size so that a
 # small compressed frame cannot inflate into an unbounded buffer before the size check runs
 # (deflate expands at most ~1032:1, so one slice yields at most ~4 MiB).
@@ -77,17 +73,6 @@ _DEFLATE_FEED_SLICE: Final = 4 * 1024
 # (figures in benchmarks/micro/RESULTS.md, "WebSocket").
 _JOIN_PIECES: Final = 256
 
-# A compressed (RSV1) frame may be a little longer on the wire than the message it inflates to:
-# deflate stores incompressible data in blocks of at most 65535 bytes with a 5-byte header (RFC
-# 1951 §3.2.4).  The header check allows for that; the inflated size is checked exactly later.
-_DEFLATE_SLACK_PER_BLOCK: Final = 5
-_DEFLATE_BLOCK: Final = 65535
-_DEFLATE_SLACK_FIXED: Final = 64
-
-
-def _deflate_slack(limit: int) -> int:
-    return (limit // _DEFLATE_BLOCK + 1) * _DEFLATE_SLACK_PER_BLOCK + _DEFLATE_SLACK_FIXED
-
 
 class State(Enum):
     CONNECTING = "connecting"  # handshake received, application has not answered yet
@@ -97,71 +82,8 @@ class State(Enum):
     CLOSED = "closed"  # nothing more goes out; the transport should be closed
 
 
-# ------------------------------------------------------------------------------ frame encoding
-
-
-def _frame_header(first: int, length: int) -> bytes:
-    # RFC 6455 §5.2: 7-bit length, or 126 + 16-bit, or 127 + 64-bit; server frames unmasked.
-    if length < 126:
-        return bytes((first, length))
-    if length < 65536:
-        return struct.pack("!BBH", first, 126, length)
-    return struct.pack("!BBQ", first, 127, length)
-
-
-Frame = bytes | tuple[bytes, bytes]
-
 # wsproto connection states in which input is still parsed (as in wsproto's Connection).
 _READING: Final = (WsprotoState.OPEN, WsprotoState.LOCAL_CLOSING)
-
-# One-entry fan-out cache: (payload, frame).  A group broadcast sends the same str/bytes object
-# to many connections in a row, so the frame is encoded once.  Safe because (1) server frames are
-# unmasked (RFC 6455 §5.1) and, without compression, depend only on opcode and payload; (2) only
-# immutable ``str``/``bytes`` payloads are cached, compared by identity first then by type and
-# value; (3) payload and frame live in one tuple swapped by a single assignment, so even loops in
-# other threads never see a payload paired with another payload's frame.  It keeps at most one
-# payload and one frame alive.
-_fanout_cache: tuple[object, Frame] = (None, b"")
-
-
-def _not_utf8(exc: UnicodeEncodeError) -> ASGIWebSocketError:
-    # A str with lone surrogates cannot be sent as a text frame (RFC 6455 §5.6: UTF-8).
-    return ASGIWebSocketError(f"websocket.send 'text' is not encodable as UTF-8: {exc.reason}")
-
-
-def encode_data_frame(data: str | bytes | bytearray | memoryview) -> Frame:
-    """Encode one unfragmented, uncompressed text (``str``) or binary message frame."""
-    global _fanout_cache
-    cached = _fanout_cache
-    last = cached[0]
-    if data is last or (type(data) is type(last) and data == last):
-        return cached[1]
-    if isinstance(data, str):
-        try:
-            payload = data.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise _not_utf8(exc) from None
-        first = 0x80 | OP_TEXT
-    else:
-        payload = data if type(data) is bytes else bytes(data)
-        first = 0x80 | OP_BINARY
-    header = _frame_header(first, len(payload))
-    frame: Frame = header + payload if len(payload) <= JOIN_LIMIT else (header, payload)
-    if type(data) is str or type(data) is bytes:
-        _fanout_cache = (data, frame)
-    return frame
-
-
-# RFC 6455 §5.5: a control frame payload is ≤125 bytes; a Close spends 2 on the status code.
-MAX_CLOSE_REASON_BYTES: Final = 123
-
-
-def close_payload_reason(reason: str) -> str:
-    """Trim a close reason to the 123 bytes that fit a control frame (RFC 6455 §5.5)."""
-    encoded = reason.encode("utf-8")
-    if len(encoded) <= 123:
-        return reason
-    return encoded[:123].decode("utf-8", errors="ignore")
 
 
 # ------------------------------------------------------------------------------------- events
@@ -208,6 +130,7 @@ class WebSocketConnection:
         "_extension_header",
         "_frames",
         "_input_broken",
+        "_lengths",
         "_max_size",
         "_msg_joined",
         "_msg_parts",
@@ -217,8 +140,6 @@ class WebSocketConnection:
         "_pending_input",
         "_per_message_deflate",
         "_refused_at",
-        "_scan_head",
-        "_scan_skip",
         "_wire",
         "_wire_state",
         "handshake",
@@ -243,13 +164,9 @@ class WebSocketConnection:
         self._early = bytearray()  # bytes that arrived before accept (client jumped the gun)
         self._pending_input = bytearray()  # deflate only: input not yet fed to wsproto
         self._input_broken = False
-        # Frame-length guard (see ``_first_too_long``): payload bytes of the current frame
-        # still to come (-1 while a header is split across reads), that header's start, and
-        # whether input
-        # stopped at a frame declaring more than max_size (1009 once the frames before it are
-        # read).
-        self._scan_skip = 0
-        self._scan_head = b""
+        # Declared frame lengths (``ws_wire.FrameLengths``), and whether input stopped at a
+        # frame declaring more than max_size (1009 once the frames before it are read).
+        self._lengths = FrameLengths()
         self._refused_at = False
         # Pieces of the message being received: all str (text) or all bytes (binary).
         self._msg_parts: list[Any] = []
@@ -342,7 +259,7 @@ class WebSocketConnection:
             try:
                 return bytes(wire.send_data(data))
             except UnicodeEncodeError as exc:  # raised before wsproto changes any state
-                raise _not_utf8(exc) from None
+                raise not_utf8(exc) from None
         return bytes(wire.send_data(bytes(data)))
 
     def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> bytes:
@@ -483,13 +400,14 @@ class WebSocketConnection:
         if self._wire_state not in _READING:
             return
         n = len(data)
-        if 6 <= n < 132 and data[1] == n + 122 and not self._scan_skip:
+        lengths = self._lengths
+        if 6 <= n < 132 and data[1] == n + 122 and not lengths.skip:
             # The usual read: exactly one whole small masked frame (second byte 0x80 | length,
             # length = n - 6 <= 125, §5.2), at a frame boundary: no scan.  (Below a max_size
             # of 125 such a frame is refused by the message size check instead.)
             cut = -1
         else:
-            cut = self._first_too_long(data)
+            cut = lengths.first_too_long(data, self._max_size)
         if cut >= 0:
             # RFC 6455 §7.4.1 (1009): refused on the header, before any of its payload is held.
             # The frames before it are still read; next_event fails the connection after them.
@@ -499,60 +417,6 @@ class WebSocketConnection:
             self._pending_input += data
         elif data:
             wire.receive_bytes(data)
-
-    def _first_too_long(self, data: bytes) -> int:
-        """Where in ``data`` a data frame declaring more than max_size bytes starts, or -1.
-
-        Follows the frame boundaries through the stream (RFC 6455 §5.2: 2 header bytes, a
-        16- or 64-bit extended length, a 4-byte mask key when masked, then the payload) without
-        copying payloads; wsproto still parses and checks every frame.
-        """
-        skip = self._scan_skip
-        n = len(data)
-        if skip >= n:
-            self._scan_skip = skip - n
-            return -1
-        pos = max(skip, 0)  # -1: a header began in an earlier read (kept in _scan_head)
-        partial = self._scan_head
-        while pos < n:
-            if partial:
-                # A header that began in an earlier read (pos is 0 here): it is at most 14 bytes.
-                buf = partial + data[:14]
-                i = 0
-                shift = len(partial)
-            else:
-                buf = data
-                i = pos
-                shift = 0
-            avail = len(buf) - i
-            if avail < 2:
-                partial = bytes(buf[i:])
-                pos = n
-                break
-            second = buf[i + 1]
-            length = second & 0x7F
-            size = (2, 4, 10)[(length >= 126) + (length == 127)] + (4 if second & 0x80 else 0)
-            if avail < size:
-                partial = bytes(buf[i:])
-                pos = n
-                break
-            if length == 126:
-                length = int.from_bytes(buf[i + 2 : i + 4], "big")
-            elif length == 127:
-                length = int.from_bytes(buf[i + 2 : i + 10], "big")
-            first = buf[i]
-            if not first & 0x08 and length > self._max_size:  # a data frame (§5.2 opcodes)
-                limit = self._max_size
-                if first & 0x40:  # RSV1: compressed (RFC 7692 §6)
-                    limit += _deflate_slack(limit)
-                if length > limit:
-                    self._scan_head = b""
-                    return max(i - shift, 0)
-            pos = i - shift + size + length
-            partial = b""
-        self._scan_head = partial
-        self._scan_skip = -1 if partial else pos - n
-        return -1
 
     @property
     def buffered(self) -> int:

@@ -9,9 +9,9 @@ from wsproto.connection import Connection as WsprotoConnection
 from wsproto.connection import ConnectionType
 from wsproto.extensions import Extension, PerMessageDeflate
 
-from server.sansio import ws_frames as ws
-from server.sansio.ws_frames import State, WebSocketConnection
+from server.sansio.ws_frames import Event, State, WebSocketConnection
 from server.sansio.ws_handshake import Handshake
+from server.sansio.ws_wire import Frame
 
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
 
@@ -35,7 +35,7 @@ def state_of(conn: WebSocketConnection) -> State:
     return conn.state  # a call, so mypy does not keep a narrowed state across app_message
 
 
-def drain(conn: WebSocketConnection) -> list[ws.Event]:
+def drain(conn: WebSocketConnection) -> list[Event]:
     out = []
     while (event := conn.next_event()) is not None:
         out.append(event)
@@ -54,7 +54,7 @@ def masked_frame(first: int, payload: bytes, mask: bytes = b"\x01\x02\x03\x04") 
     return head + mask + body
 
 
-def frame_bytes(out: ws.Frame) -> bytes:
+def frame_bytes(out: Frame) -> bytes:
     return out if isinstance(out, bytes) else b"".join(out)
 
 

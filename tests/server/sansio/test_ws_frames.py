@@ -23,7 +23,6 @@ from server.sansio.ws_frames import (
     PongReceived,
     State,
     WebSocketConnection,
-    encode_data_frame,
 )
 from server.sansio.ws_handshake import Handshake
 from tests.support.ws_sansio import (
@@ -113,30 +112,8 @@ def test_server_generated_close_reason_truncated_to_fit_control_frame() -> None:
     out[4:].decode("utf-8")  # still valid UTF-8 after truncation
 
 
-@pytest.mark.parametrize("n", [0, 1, 125, 126, 65535, 65536, 70000])
-def test_encode_lengths(n: int) -> None:
-    payload = os.urandom(n)
-    frame = frame_bytes(encode_data_frame(payload))
-    c = client()
-    c.receive_data(frame)
-    (event,) = list(c.events())
-    assert isinstance(event, BytesMessage)
-    assert event.data == payload and event.message_finished
-    # Large payloads are not copied into the frame: (header, payload) for writelines.
-    assert isinstance(encode_data_frame(payload), tuple) == (n > ws.JOIN_LIMIT)
 
 
-def test_fanout_cache_identity_and_type() -> None:
-    text = "broadcast " * 10
-    first = encode_data_frame(text)
-    assert encode_data_frame(text) is first  # same object: encoded once
-    assert encode_data_frame("".join(["broadcast "] * 10)) is first  # equal value
-    as_bytes = frame_bytes(encode_data_frame(text.encode()))
-    assert as_bytes[0] == 0x82  # bytes with the same content are a binary frame, not the cache
-    mutable = bytearray(b"abc")
-    f1 = frame_bytes(encode_data_frame(mutable))
-    mutable[0] = ord("x")
-    assert frame_bytes(encode_data_frame(mutable)) == b"\x82\x03xbc" != f1
 
 
 def client_stream() -> tuple[bytes, list[Any]]:
