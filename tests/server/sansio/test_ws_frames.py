@@ -112,10 +112,6 @@ def test_server_generated_close_reason_truncated_to_fit_control_frame() -> None:
     out[4:].decode("utf-8")  # still valid UTF-8 after truncation
 
 
-
-
-
-
 def client_stream() -> tuple[bytes, list[Any]]:
     """A client byte stream exercising text, binary, fragments, ping, and its expected events."""
     c = client()
