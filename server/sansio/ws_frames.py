@@ -139,7 +139,7 @@ class WebSocketConnection:
         "_owed_pong",
         "_pending_input",
         "_per_message_deflate",
-        "_refused_at",
+        "_too_long",
         "_wire",
         "_wire_state",
         "handshake",
@@ -167,7 +167,7 @@ class WebSocketConnection:
         # Declared frame lengths (``ws_wire.FrameLengths``), and whether input stopped at a
         # frame declaring more than max_size (1009 once the frames before it are read).
         self._lengths = FrameLengths()
-        self._refused_at = False
+        self._too_long = False
         # Pieces of the message being received: all str (text) or all bytes (binary).
         self._msg_parts: list[Any] = []
         self._msg_joined = 0  # leading entries of _msg_parts that are already joined runs
@@ -390,7 +390,7 @@ class WebSocketConnection:
     # ---------------------------------------------------------------- wire -> application
     def receive_data(self, data: bytes) -> None:
         """Feed bytes from the peer; then call :meth:`next_event` until it returns None."""
-        if self._input_broken or self._refused_at or self.state is State.CLOSED:
+        if self._input_broken or self._too_long or self.state is State.CLOSED:
             return  # failed or finished: input is read and dropped until the peer hangs up
         wire = self._wire
         if wire is None:
@@ -411,7 +411,7 @@ class WebSocketConnection:
         if cut >= 0:
             # RFC 6455 §7.4.1 (1009): refused on the header, before any of its payload is held.
             # The frames before it are still read; next_event fails the connection after them.
-            self._refused_at = True
+            self._too_long = True
             data = data[:cut]
         if self._deflate is not None:
             self._pending_input += data
@@ -462,7 +462,7 @@ class WebSocketConnection:
                     del self._pending_input[:_DEFLATE_FEED_SLICE]
                     wire.receive_bytes(chunk)
                     continue
-                if self._refused_at:
+                if self._too_long:
                     return self.fail(CLOSE_TOO_BIG, "message too big")
                 return None
             opcode = frame.opcode

@@ -95,7 +95,7 @@ def test_fanout_cache_identity_and_type() -> None:
     assert frame_bytes(encode_data_frame(mutable)) == b"\x82\x03xbc" != f1
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(st.lists(st.integers(0, 70_000), min_size=1, max_size=6), st.integers(1, 40_000))
 def test_frame_lengths_follow_any_split(sizes: list[int], step: int) -> None:
     """The first frame over the limit is found at its header, wherever the reads split."""
