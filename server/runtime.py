@@ -641,7 +641,17 @@ def run(app: Any, **options: Any) -> None:
     from server.logging_setup import configure_logging
 
     config = Config(app=app, **options)
+    if config.env_file:
+        from server.envfile import load_env_file
+
+        for key, value in load_env_file(config.env_file).items():
+            os.environ.setdefault(key, value)  # for the application; options are given here
     configure_logging(config)
-    code = run_config(config)
+    if config.reload:
+        from server.reload import run_with_reload
+
+        code = run_with_reload(config)
+    else:
+        code = run_config(config)
     if code:
         raise SystemExit(code)

@@ -108,3 +108,39 @@ def test_a_broken_edit_waits_for_the_next_change(tmp_path: Path) -> None:
         assert proc.wait_exit() == 0
     finally:
         proc.close()
+
+
+ENV_APP_SOURCE = """
+import os
+
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    body = (os.environ.get("RELOAD_TEST_MARKER", "unset") + "-{version}").encode()
+    await send({{"type": "http.response.start", "status": 200, "headers": []}})
+    await send({{"type": "http.response.body", "body": body}})
+"""
+
+
+@pytest.mark.slow
+def test_programmatic_run_with_reload_and_env_file(tmp_path: Path) -> None:
+    module = tmp_path / "reloadapp.py"
+    module.write_text(ENV_APP_SOURCE.format(version="p1"))
+    env_file = tmp_path / "app.env"
+    env_file.write_text("RELOAD_TEST_MARKER=from-env-file\n")
+    code = (
+        f"import server; server.run('reloadapp:app', port=0, reload=True, "
+        f"reload_dirs=({str(tmp_path)!r},), lifespan='off', env_file={str(env_file)!r}, "
+        f"app_dir={str(tmp_path)!r})"
+    )
+    proc = ServerProcess([], python_args=["-c", code])
+    try:
+        base = proc.wait_listening()
+        assert httpx.get(base + "/").text == "from-env-file-p1"
+        module.write_text(ENV_APP_SOURCE.format(version="p2"))
+        get_until(base + "/", "from-env-file-p2")
+        proc.signal()
+        assert proc.wait_exit() == 0
+    finally:
+        proc.close()
