@@ -176,10 +176,21 @@ async def test_invalid_group_names_and_types_rejected(layer_kit: LayerKit) -> No
             await layer.group_add(bad, channel)
         with pytest.raises(ValueError, match="Group name"):
             await layer.group_send(bad, {"type": "x"})
-    with pytest.raises(TypeError, match="must be a str"):
+    # Upstream's types and exact messages (projects' tests compare them); the offending
+    # value rides along as an exception note.
+    with pytest.raises(TypeError) as info:
         await layer.send(123, {"type": "x"})
-    with pytest.raises(TypeError, match="must be a str"):
+    assert str(info.value) == layer.invalid_name_error.format("Channel")
+    assert "a int, not a str" in "".join(info.value.__notes__)
+    with pytest.raises(TypeError) as info:
         await layer.group_add(None, channel)
+    assert str(info.value) == layer.invalid_name_error.format("Group")
+    with pytest.raises(TypeError) as info:
+        await layer.group_add("g" * 100, channel)
+    assert str(info.value) == (
+        "Group name must be a valid unicode string with length < 100 containing only ASCII "
+        "alphanumerics, hyphens, underscores, or periods."
+    )
     with pytest.raises(TypeError, match="message must be a dict"):
         await layer.send(channel, ["not", "a", "dict"])
     with pytest.raises(ValueError, match="__asgi_channel__"):
