@@ -156,7 +156,10 @@ def test_host_parsing() -> None:
     with pytest.raises(TypeError, match="unexpected RedisChannelLayer options"):
         RedisChannelLayer(hosts=["redis://x"], bogus=True)
     with pytest.raises(ValueError, match="serializer_format"):
-        RedisChannelLayer(hosts=["redis://x"], serializer_format="json")
+        RedisChannelLayer(hosts=["redis://x"], serializer_format="pickle")
+    with pytest.raises(KeyError):  # channels_redis raises its SerializerDoesNotExist(KeyError)
+        RedisChannelLayer(hosts=["redis://x"], serializer_format="yaml")
+    RedisChannelLayer(hosts=["redis://x"], serializer_format="json")
     RedisChannelLayer(hosts=["redis://x"], random_prefix_length=12, serializer_format="msgpack")
 
 
@@ -359,17 +362,22 @@ async def test_mailboxes_of_abandoned_local_channels_are_swept(redis_server: Red
 async def test_group_send_counts_and_logs_full_members(
     redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    layer = RedisChannelLayer(hosts=[redis_server.url], capacity=1)
+    layer = RedisChannelLayer(
+        hosts=[redis_server.url], capacity=5, channel_capacity={"member.full": 1}
+    )
     try:
         await layer.group_add("crowded", "member.full")
         await layer.group_add("crowded", "member.ok")
         await layer.send("member.full", {"type": "filler"})
-        with caplog.at_level(logging.WARNING, logger="channels.layers"):
+        with caplog.at_level(logging.INFO, logger="channels.layers"):
             await layer.group_send("crowded", {"type": "news"})
-        assert layer.group_send_full == 1
-        assert "'crowded'" in caplog.text
-        assert "member.full" in caplog.text
+            await layer.group_send("crowded", {"type": "more"})
+        assert layer.group_send_full == 2
+        # channels_redis's line: once per call, at INFO, with the counts.
+        lines = [(r.levelno, r.getMessage()) for r in caplog.records]
+        assert lines == [(logging.INFO, "1 of 2 channels over capacity in group crowded")] * 2
         assert await layer.receive("member.ok") == {"type": "news"}
+        assert await layer.receive("member.ok") == {"type": "more"}
         assert await layer.receive("member.full") == {"type": "filler"}
     finally:
         await layer.flush()
