@@ -18,7 +18,9 @@ Storage design
   a ``group_send`` reaching 1,000 consumers in one process costs one RPUSH, not 1,000.  The
   reader never waits on a consumer: a full mailbox drops its *oldest* message (as
   channels_redis's local buffers do), counted in ``group_send_full``, and the other channels
-  are served on.
+  are served on.  The shared list itself is bounded by the capacity of its own name
+  (``specific.<client id>!``), never by one of its channels', so a full channel cannot make
+  ``send`` to another channel of that process raise ``ChannelFull``.
 * A local mailbox lives while its consumer does (``channels.layers.mailbox``): released when
   the consumer exits, swept at most once per ``expiry`` when nobody received its messages.
 * Every write goes through one Lua script: it drops expired envelopes from the head of each
@@ -322,7 +324,14 @@ class RedisChannelLayer(BaseChannelLayer):
         deadline = int((now + self.expiry) * 1000)
         target_key = self.route(channel)
         targets = channel if "!" in channel else ""
-        item = (self._key(target_key), self.get_capacity(channel), self._header(deadline, targets))
+        # A process-local channel shares its process's list with every other channel there:
+        # that list is bounded by its own capacity, so one full channel cannot refuse sends
+        # to the others (the channel's capacity applies to its mailbox in that process).
+        item = (
+            self._key(target_key),
+            self.get_capacity(target_key),
+            self._header(deadline, targets),
+        )
         full = await self._push(self._shard(target_key), [item], self.serialize(message), now)
         if full:
             raise ChannelFull(channel)

@@ -425,3 +425,96 @@ def test_pubsub_no_connection_leak_across_event_loops(redis_server: RedisServer)
     for _ in range(4):
         asyncio.run(use_layer())
         assert redis_server.client_count() == 0
+
+
+# --- channels_redis behaviours projects rely on ------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["redis", "pubsub"])
+async def test_json_serializer_format(redis_server: RedisServer, kind: str) -> None:
+    make = RedisChannelLayer if kind == "redis" else RedisPubSubChannelLayer
+    layer = make(hosts=[redis_server.url], serializer_format="json")
+    try:
+        channel = await layer.new_channel()
+        message = {"type": "chat.message", "text": "héllo", "n": [1, 2.5, None, True]}
+        await layer.send(channel, message)
+        assert await layer.receive(channel) == message
+        assert layer.deserialize(layer.serialize(message)) == message
+        assert json.loads(layer.serialize(message)) == message  # JSON on the wire
+        with pytest.raises(TypeError, match="json-serialisable"):
+            await layer.send(channel, {"type": "x", "bytes": b"\x00"})
+    finally:
+        await layer.flush()
+        await layer.close()
+
+
+class TaggedWire(RedisChannelLayer):
+    """A subclass changing the wire format, as channels_redis's docs suggest."""
+
+    def serialize(self, message: dict[str, object]) -> bytes:
+        return b"TAG:" + json.dumps(message).encode()
+
+    def deserialize(self, data: bytes) -> dict[str, object]:
+        assert data.startswith(b"TAG:")
+        result: dict[str, object] = json.loads(data[4:])
+        return result
+
+
+class TaggedPubSub(RedisPubSubChannelLayer):
+    serialize = TaggedWire.serialize  # type: ignore[assignment]
+    deserialize = TaggedWire.deserialize  # type: ignore[assignment]
+
+
+@pytest.mark.parametrize("kind", ["redis", "pubsub"])
+async def test_serialize_and_deserialize_can_be_overridden(
+    redis_server: RedisServer, kind: str
+) -> None:
+    layer: RedisChannelLayer | RedisPubSubChannelLayer = (
+        TaggedWire(hosts=[redis_server.url])
+        if kind == "redis"
+        else TaggedPubSub(hosts=[redis_server.url])
+    )
+    try:
+        local = await layer.new_channel()
+        await layer.group_add("tagged", local)
+        await layer.group_send("tagged", {"type": "to.group"})
+        await layer.send(local, {"type": "to.channel"})
+        assert await layer.receive(local) == {"type": "to.group"}
+        assert await layer.receive(local) == {"type": "to.channel"}
+        if kind == "redis":
+            await layer.send("named.tagged", {"type": "stored"})
+            client = sync_redis.Redis(host=redis_server.host, port=redis_server.port)
+            (raw,) = client.lrange("asgi:named.tagged", 0, -1)
+            client.close()
+            assert b'\nTAG:{"type": "stored"}' in raw  # our envelope around their payload
+            assert await layer.receive("named.tagged") == {"type": "stored"}
+    finally:
+        await layer.flush()
+        await layer.close()
+
+
+async def test_a_full_channel_does_not_hold_up_the_others(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One consumer stops reading; the process's reader keeps serving its other channels,
+    and its mailbox keeps the newest messages (the oldest are dropped and counted)."""
+    layer = RedisChannelLayer(hosts=[redis_server.url], channel_capacity={"stuck.*": 2})
+    try:
+        stuck, busy = await layer.new_channel("stuck"), await layer.new_channel("busy")
+        await layer.group_add("feed", stuck)
+        with caplog.at_level(logging.INFO, logger="channels.layers"):
+            for i in range(5):
+                await layer.group_send("feed", {"type": "feed", "i": i})
+                await layer.send(stuck, {"type": "direct", "i": i})  # never ChannelFull
+            for i in range(3):
+                await layer.send(busy, {"type": "busy", "i": i})
+            # Same process list, FIFO: once busy's messages arrive, stuck's were dispatched.
+            assert [(await layer.receive(busy))["i"] for _ in range(3)] == [0, 1, 2]
+        box = layer._mailboxes.boxes[stuck]
+        assert [m["i"] for _, m in box.buffer] == [4, 4]  # the newest two: feed 4, direct 4
+        assert [m["type"] for _, m in box.buffer] == ["feed", "direct"]
+        assert layer.group_send_full == 8
+        assert "over capacity in this process" in caplog.text
+    finally:
+        await layer.flush()
+        await layer.close()
