@@ -18,9 +18,8 @@ Storage design
   a ``group_send`` reaching 1,000 consumers in one process costs one RPUSH, not 1,000.  The
   reader never waits on a consumer: a full mailbox drops its *oldest* message (as
   channels_redis's local buffers do), counted in ``group_send_full``, and the other channels
-  are served on.  The shared list itself is bounded by the capacity of its own name
-  (``specific.<client id>!``), never by one of its channels', so a full channel cannot make
-  ``send`` to another channel of that process raise ``ChannelFull``.
+  are served on.  (As upstream, ``send`` checks the shared list against the channel's own
+  capacity; the reader keeps that list near empty, so this only bites when a process stalls.)
 * A local mailbox lives while its consumer does (``channels.layers.mailbox``): released when
   the consumer exits, swept at most once per ``expiry`` when nobody received its messages.
 * Every write goes through one Lua script: it drops expired envelopes from the head of each
@@ -85,6 +84,8 @@ Message = dict[str, Any]
 # client's socket timeout).
 BLOCK_SECONDS = 2
 BLOCK_GRACE = 10  # extra seconds before a silent BLPOP connection is considered dead
+CLIENT_ID_LENGTH = 12  # hex digits of a layer instance's process-local id
+HEX_DIGITS = frozenset("0123456789abcdef")
 
 # KEYS[i]: list of channel i.  ARGV[1]: payload, ARGV[2]: key TTL (s), ARGV[3]: now (ms),
 # ARGV[2 + 2i]: capacity of list i, ARGV[3 + 2i]: envelope header for list i.
@@ -207,7 +208,7 @@ class RedisChannelLayer(BaseChannelLayer):
 
     def _new_identity(self) -> None:
         """A fresh process-local name; connections and local mailboxes start empty."""
-        self.client_prefix = uuid.uuid4().hex[:12]
+        self.client_prefix = uuid.uuid4().hex[:CLIENT_ID_LENGTH]
         self.local_name = f"specific.{self.client_prefix}!"
         self._loops: dict[asyncio.AbstractEventLoop, _LoopState] = {}
         self._mailboxes = Mailboxes(self.get_capacity, self.expiry, self.clock())
@@ -279,18 +280,22 @@ class RedisChannelLayer(BaseChannelLayer):
     def route(channel: str) -> str:
         """The name of the list ``channel``'s messages travel through.
 
-        An ordinary channel is its own list.  A process-local channel
-        ``<prefix>.<client id>!<random>`` travels through its process's list
-        ``specific.<client id>!``, whatever the prefix; names without a dot before the ``!``
-        use their non-local part as it is.
+        An ordinary channel is its own list.  A channel made by :meth:`new_channel`,
+        ``<prefix>.<client id>!<random>`` (the client id is 12 hex digits), travels through its
+        process's list ``specific.<client id>!`` whatever the prefix; any other process-local
+        name (``websocket.send!abc``) through its non-local part, as upstream.
         """
         bang = channel.find("!")
         if bang == -1:
             return channel
-        dot = channel.rfind(".", 0, bang)
-        if dot == -1:
-            return channel[: bang + 1]
-        return "specific." + channel[dot + 1 : bang + 1]
+        start = bang - CLIENT_ID_LENGTH
+        if (
+            start > 0
+            and channel[start - 1] == "."
+            and all(c in HEX_DIGITS for c in channel[start:bang])
+        ):
+            return "specific." + channel[start : bang + 1]
+        return channel[: bang + 1]
 
     def _key(self, name: str) -> str:
         return f"{self.prefix}:{name}"
@@ -324,14 +329,9 @@ class RedisChannelLayer(BaseChannelLayer):
         deadline = int((now + self.expiry) * 1000)
         target_key = self.route(channel)
         targets = channel if "!" in channel else ""
-        # A process-local channel shares its process's list with every other channel there:
-        # that list is bounded by its own capacity, so one full channel cannot refuse sends
-        # to the others (the channel's capacity applies to its mailbox in that process).
-        item = (
-            self._key(target_key),
-            self.get_capacity(target_key),
-            self._header(deadline, targets),
-        )
+        # As channels_redis: the list is checked against the channel's capacity (so
+        # ``channel_capacity`` patterns like "websocket.send!*" keep raising ChannelFull).
+        item = (self._key(target_key), self.get_capacity(channel), self._header(deadline, targets))
         full = await self._push(self._shard(target_key), [item], self.serialize(message), now)
         if full:
             raise ChannelFull(channel)

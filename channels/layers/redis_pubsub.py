@@ -13,7 +13,9 @@
   until received; a full mailbox drops the message, counts it (``dropped``) and logs a warning.
 * State follows the live channels: when a consumer exits (``release_channel``) its mailbox, its
   subscription and its local group memberships go (a group nobody here belongs to any more is
-  unsubscribed too); idle mailboxes are swept at most once per ``expiry``.
+  unsubscribed too); idle mailboxes are swept at most once per ``expiry``, and a channel
+  nobody received on across two sweeps is unsubscribed (its next receive subscribes again;
+  what was published in between is lost, as anything published to no subscriber is).
 * Payloads are ``serialize(message)`` (msgpack, or JSON with ``serializer_format="json"``,
   optionally encrypted); override ``serialize``/``deserialize`` to change the wire format.
   A publisher cannot know about a remote receiver's mailbox, so ``send`` never raises
@@ -133,6 +135,8 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
         self._mailboxes = Mailboxes(self.get_capacity, expiry, clock())
         self._groups: dict[str, set[str]] = {}  # group -> local member channels
         self._memberships: dict[str, set[str]] = {}  # local channel -> its groups
+        # Subscribed channels that had no mailbox at the last sweep (see _maybe_sweep).
+        self._unread: set[str] = set()
         # Subscribe-then-arm tasks of channels armed before they were subscribed on a loop.
         self._pending: set[asyncio.Task[None]] = set()
         self.dropped = 0
@@ -299,10 +303,40 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
             self.dropped += 1
             logger.warning("channel %r is full; pub/sub message dropped", channel)
 
+    def _maybe_sweep(self, now: float) -> None:
+        """At most once per ``expiry``: expire buffered messages, drop idle mailboxes, and
+        unsubscribe channels nobody has received on for two sweeps in a row (a channel made
+        by ``new_channel`` whose consumer never came, or left without releasing it).  A
+        receiver that comes back later is subscribed again by its next receive or arm."""
+        with self._mailboxes.lock:
+            if not self._mailboxes.maybe_sweep(now):
+                return
+            boxes = self._mailboxes.boxes
+        loop = asyncio.get_running_loop()
+        topics = self._topics.get(loop, {})
+        group_prefix, channel_prefix = self._group_topic(""), self._topic("")
+        unread = {
+            topic[len(channel_prefix) :]
+            for topic in topics
+            if topic.startswith(channel_prefix) and not topic.startswith(group_prefix)
+        }
+        unread.difference_update(boxes)
+        stale, self._unread = unread & self._unread, unread
+        if stale:
+            task = loop.create_task(self._unsubscribe_channels(stale))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+    async def _unsubscribe_channels(self, channels: set[str]) -> None:
+        for channel in channels:
+            if channel in self._mailboxes.boxes:
+                continue  # a receiver came back meanwhile
+            with contextlib.suppress(*RECONNECT_ERRORS):
+                await self._unsubscribe(channel, self._topic(channel))
+
     def _deliver(self, targets: list[str], raw: bytes) -> None:
         now = self.clock()
-        with self._mailboxes.lock:
-            self._mailboxes.maybe_sweep(now)
+        self._maybe_sweep(now)
         try:
             deadline_ms = int(raw[:DEADLINE_DIGITS])
             if deadline_ms <= now * 1000:
@@ -396,6 +430,7 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
     async def new_channel(self, prefix: str = "specific") -> str:
         channel = f"{prefix}.{self.client_prefix}!{uuid.uuid4().hex}"
         self.require_valid_channel_name(channel)
+        self._maybe_sweep(self.clock())  # connection churn: a natural sweep trigger
         await self._subscribe(channel, self._topic(channel))
         return channel
 

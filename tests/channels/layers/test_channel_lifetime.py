@@ -278,3 +278,26 @@ async def test_consumer_exit_releases_through_the_default_alias(layer_kit: Layer
         channel_layers.backends.pop(DEFAULT_CHANNEL_LAYER, None)
         if old is not None:
             channel_layers.set(DEFAULT_CHANNEL_LAYER, old)
+
+
+async def test_pubsub_channel_nobody_receives_on_is_unsubscribed(layer_kit: LayerKit) -> None:
+    if layer_kit.kind != "pubsub":
+        pytest.skip("the other layers hold nothing for a channel before its first message")
+    layer = layer_kit.make(expiry=5)
+    forgotten = await layer.new_channel()  # its consumer never comes
+    listened = await layer.new_channel()
+    fut = asyncio.get_running_loop().create_future()
+    layer.arm(listened, fut)
+    topics = layer._topics[asyncio.get_running_loop()]
+    for _ in range(2):  # unread across two sweeps
+        layer_kit.clock.advance(6)
+        await layer.new_channel()
+    await asyncio.gather(*layer._pending)
+    assert layer._topic(forgotten) not in topics
+    assert layer._topic(listened) in topics  # armed: kept
+    # A receiver that turns up after all is subscribed again.
+    late = asyncio.ensure_future(layer.receive(forgotten))
+    await layer._subscribe_channel(forgotten)  # returns once Redis confirmed it
+    await layer.send(forgotten, {"type": "after-all"})
+    assert await late == {"type": "after-all"}
+    fut.cancel()
