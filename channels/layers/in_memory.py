@@ -101,6 +101,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         # The mailboxes' lock also guards the groups (see channels.layers.mailbox).
         self._lock = self._mailboxes.lock
         self._groups: dict[str, dict[str, float]] = {}
+        self._joined: dict[str, set[str]] = {}  # channel -> its groups (for release)
         self._sent = 0
         self._channel_full = 0
         self._group_send_full = 0
@@ -112,12 +113,17 @@ class InMemoryChannelLayer(BaseChannelLayer):
         boxes = self._mailboxes
         if not boxes.maybe_sweep(now) or not boxes.expired_channels:
             return
-        expired = set(boxes.expired_channels)
-        for group, members in list(self._groups.items()):
-            for channel in expired.intersection(members):
-                del members[channel]
-            if not members:
-                del self._groups[group]
+        for channel in boxes.expired_channels:
+            self._leave_groups(channel)
+
+    def _leave_groups(self, channel: str) -> None:
+        """Remove ``channel`` from every group it is in (lock held)."""
+        for group in self._joined.pop(channel, ()):
+            members = self._groups.get(group)
+            if members is not None:
+                members.pop(channel, None)
+                if not members:
+                    del self._groups[group]
 
     @property
     def channels(self) -> dict[str, Mailbox]:
@@ -161,8 +167,13 @@ class InMemoryChannelLayer(BaseChannelLayer):
         self._mailboxes.arm(channel, fut, self.clock())
 
     async def release_channel(self, channel: str) -> None:
-        """The consumer owning ``channel`` exited: drop its mailbox (and what it buffered)."""
-        self._mailboxes.release(channel)
+        """The consumer owning ``channel`` exited: drop its mailbox (and what it buffered) and
+        its group memberships.  A consumer normally leaves its groups itself, but one that
+        died on its way out (a send to a client that had just gone raises) never ran its
+        disconnect handler; its memberships would otherwise stay for ``group_expiry``."""
+        with self._lock:
+            if self._mailboxes.release(channel, self.clock()):
+                self._leave_groups(channel)
 
     async def new_channel(self, prefix: str = "specific") -> str:
         name = f"{prefix}.inmemory!{uuid.uuid4().hex}"
@@ -178,6 +189,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         self.require_valid_channel_name(channel)
         with self._lock:
             self._groups.setdefault(group, {})[channel] = self.clock()
+            self._joined.setdefault(channel, set()).add(group)
 
     async def group_discard(self, group: str, channel: str) -> None:
         self.require_valid_group_name(group)
@@ -188,6 +200,14 @@ class InMemoryChannelLayer(BaseChannelLayer):
                 members.pop(channel, None)
                 if not members:
                     del self._groups[group]
+            self._forget_membership(channel, group)
+
+    def _forget_membership(self, channel: str, group: str) -> None:
+        groups = self._joined.get(channel)
+        if groups is not None:
+            groups.discard(group)
+            if not groups:
+                del self._joined[channel]
 
     async def group_send(self, group: str, message: Message) -> None:
         """Deliver to every member: O(members), one dict for all of them, no task per member."""
@@ -214,6 +234,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
                     full += 1
             for channel in stale:
                 del members[channel]
+                self._forget_membership(channel, group)
             count = len(members)
             if not members:
                 del self._groups[group]
@@ -228,6 +249,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         with self._lock:
             self._mailboxes.clear()
             self._groups = {}
+            self._joined = {}
 
     async def close(self) -> None:
         """Nothing to release: the layer holds no connections."""

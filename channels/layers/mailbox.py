@@ -12,7 +12,9 @@ process serving connection after connection holds state only for channels someon
   upstream Channels does with its queues;
 * ``release(channel)`` drops it when its owner is gone: a consumer's channel is released when
   the consumer exits (``channels.utils.LayerSource.close`` calls the layer's
-  ``release_channel``), with whatever was still buffered for it;
+  ``release_channel``), with whatever was still buffered for it.  For one ``expiry`` after
+  that, messages still arriving for it (sent before the consumer left) are discarded instead
+  of building a new mailbox nobody will read; a receive or arm on it takes it back;
 * ``sweep`` (at most once per ``expiry`` seconds, from the layer's operations) expires old
   messages and drops every mailbox left idle, so a channel nobody receives on goes away with
   its last message.
@@ -32,11 +34,12 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["BUFFERED", "FULL", "HANDED", "Mailbox", "Mailboxes", "sweep_mailboxes"]
+__all__ = ["BUFFERED", "DISCARDED", "FULL", "HANDED", "Mailbox", "Mailboxes", "sweep_mailboxes"]
 
 Message = dict[str, Any]
 
 FULL, BUFFERED, HANDED = 0, 1, 2
+DISCARDED = 3  # addressed to a released channel: its receiver is gone
 
 
 class Mailbox:
@@ -209,6 +212,7 @@ class Mailboxes:
         "last_sweep",
         "lock",
         "received",
+        "released",
     )
 
     def __init__(self, capacity_of: Callable[[str], int], interval: float, now: float) -> None:
@@ -222,6 +226,8 @@ class Mailboxes:
         # Channels that lost a message to expiry in the last sweep (the in-memory layer
         # removes them from its groups, as upstream does).
         self.expired_channels: list[str] = []
+        # Released channels -> when (pruned by the sweep after one interval).
+        self.released: dict[str, float] = {}
 
     def __len__(self) -> int:
         return len(self.boxes)
@@ -242,6 +248,8 @@ class Mailboxes:
         """Deliver to ``channel``'s mailbox (lock held by the caller); returns the status."""
         box = self.boxes.get(channel)
         if box is None:
+            if self.released and channel in self.released:
+                return DISCARDED
             box = self.boxes[channel] = Mailbox(self.capacity_of(channel))
         status, expired = box.offer(message, deadline, now, displace)
         if expired:
@@ -265,6 +273,9 @@ class Mailboxes:
             if box.idle():
                 del self.boxes[channel]
         self.expired_channels = touched
+        if self.released:
+            cutoff = now - self.interval
+            self.released = {c: t for c, t in self.released.items() if t > cutoff}
         return True
 
     async def receive(self, channel: str, now: Callable[[], float], expiry: float) -> Message:
@@ -274,6 +285,8 @@ class Mailboxes:
         head, so nothing is lost.  The mailbox is dropped on the way out when it is idle.
         """
         with self.lock:
+            if self.released:
+                self.released.pop(channel, None)
             box = self.get(channel)
             message, expired = box.take(now())
             self.expired += expired
@@ -307,6 +320,8 @@ class Mailboxes:
         with self.lock:
             box = self.boxes.get(channel)
             if box is None:
+                if self.released:
+                    self.released.pop(channel, None)
                 box = self.boxes[channel] = Mailbox(self.capacity_of(channel))
             expired = box.arm(fut, now)
             if expired:
@@ -314,19 +329,19 @@ class Mailboxes:
             if fut.done():
                 self.received += 1
 
-    def release(self, channel: str) -> bool:
+    def release(self, channel: str, now: float) -> bool:
         """Forget ``channel`` unless somebody still waits on it; returns whether it went.
 
         Messages still buffered go with it: the owner that could have read them is gone.
         """
         with self.lock:
             box = self.boxes.get(channel)
-            if box is None:
-                return True
-            box.idle()  # prunes waiters that finished or whose loop closed
-            if box.waiting():
-                return False
-            del self.boxes[channel]
+            if box is not None:
+                box.idle()  # prunes waiters that finished or whose loop closed
+                if box.waiting():
+                    return False
+                del self.boxes[channel]
+            self.released[channel] = now
             return True
 
     def clear(self) -> None:
@@ -335,6 +350,7 @@ class Mailboxes:
             for box in self.boxes.values():
                 box.buffer.clear()
             self.boxes = {c: b for c, b in self.boxes.items() if not b.idle()}
+            self.released = {}
 
     def buffered(self) -> int:
         return sum(len(b.buffer) for b in self.boxes.values())

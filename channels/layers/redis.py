@@ -212,6 +212,8 @@ class RedisChannelLayer(BaseChannelLayer):
         self.local_name = f"specific.{self.client_prefix}!"
         self._loops: dict[asyncio.AbstractEventLoop, _LoopState] = {}
         self._mailboxes = Mailboxes(self.get_capacity, self.expiry, self.clock())
+        # Groups this process added its own channels to, to leave them on release.
+        self._joined: dict[str, set[str]] = {}
 
     # ---------------------------------------------------------------- wire format
     def serialize(self, message: Message) -> bytes:
@@ -442,8 +444,26 @@ class RedisChannelLayer(BaseChannelLayer):
 
     async def release_channel(self, channel: str) -> None:
         """The consumer owning ``channel`` exited: drop its local mailbox (and anything it
-        buffered).  Messages still on their way are dropped by the next sweep."""
-        self._mailboxes.release(channel)
+        buffered) and leave the groups it joined from here and did not leave itself (a
+        consumer that died on its way out never ran its disconnect handler).  Messages still
+        on their way are dropped by the next sweep."""
+        if not self._mailboxes.release(channel, self.clock()):
+            return
+        groups = self._joined.pop(channel, None)
+        if not groups:
+            return
+        state = self._state()
+        try:
+            for group in groups:
+                async with bounded("group_discard", self.command_timeout):
+                    await cast(
+                        Awaitable[Any],
+                        state.clients[self._shard(group)].zrem(self._group_key(group), channel),
+                    )
+        except RECONNECT_ERRORS as exc:
+            # A consumer leaving while Redis is down must not fail on its way out; the
+            # memberships expire with group_expiry.
+            logger.warning("could not remove %r from its groups (%s)", channel, exc)
 
     def _arm_shared(self, channel: str, fut: asyncio.Future[Message]) -> None:
         """Channels outside this process's list: one receive task per arm.  If ``fut``
@@ -561,6 +581,8 @@ class RedisChannelLayer(BaseChannelLayer):
             pipe.zadd(key, {channel: self.clock()})
             pipe.expire(key, int(self.group_expiry) + 1)
             await pipe.execute()
+        if "!" in channel and self.route(channel) == self.local_name:
+            self._joined.setdefault(channel, set()).add(group)
 
     async def group_discard(self, group: str, channel: str) -> None:
         self.require_valid_group_name(group)
@@ -571,6 +593,11 @@ class RedisChannelLayer(BaseChannelLayer):
                 Awaitable[Any],
                 state.clients[self._shard(group)].zrem(self._group_key(group), channel),
             )
+        groups = self._joined.get(channel)
+        if groups is not None:
+            groups.discard(group)
+            if not groups:
+                del self._joined[channel]
 
     async def group_channels(self, group: str) -> list[str]:
         """Current (unexpired) members of ``group``."""
@@ -626,6 +653,7 @@ class RedisChannelLayer(BaseChannelLayer):
                 for start in range(0, len(keys), 500):
                     await cast(Awaitable[Any], client.unlink(*keys[start : start + 500]))
         self._mailboxes.clear()
+        self._joined.clear()
 
 
 def __getattr__(name: str) -> Any:

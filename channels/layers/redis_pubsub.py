@@ -76,6 +76,10 @@ class _Shard:
         self.pubsub: PubSub = client.pubsub()
         self.reader: asyncio.Task[None] | None = None
         self.confirmations: dict[str, list[asyncio.Future[None]]] = {}
+        # redis-py's PubSub opens its connection on the first (un)subscribe: concurrent
+        # first calls would each open one and all but the last would be orphaned (their
+        # SUBSCRIBEs never confirmed).  One (un)subscribe at a time per shard.
+        self.lock = asyncio.Lock()
         self.stopping = False
         self.down = False  # a connection error was seen and consumers were told
         self._on_reconnect = on_reconnect
@@ -208,7 +212,7 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
             fut = topics[topic] = loop.create_future()
             shard.confirmations.setdefault(topic, []).append(fut)
             try:
-                async with bounded(f"SUBSCRIBE {topic}", self.command_timeout):
+                async with bounded(f"SUBSCRIBE {topic}", self.command_timeout), shard.lock:
                     await shard.pubsub.subscribe(topic)
             except BaseException:
                 del topics[topic]
@@ -229,7 +233,7 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
         shard = self._shard_for(name)
         self._topics[asyncio.get_running_loop()].pop(topic, None)
         with contextlib.suppress(*RECONNECT_ERRORS):
-            async with bounded(f"UNSUBSCRIBE {topic}", self.command_timeout):
+            async with bounded(f"UNSUBSCRIBE {topic}", self.command_timeout), shard.lock:
                 await shard.pubsub.unsubscribe(topic)
 
     async def _reader(self, shard: _Shard) -> None:
@@ -404,7 +408,7 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
     async def release_channel(self, channel: str) -> None:
         """The consumer owning ``channel`` exited: drop its mailbox, its local group
         memberships and its subscriptions (a group left without local members too)."""
-        if not self._mailboxes.release(channel):
+        if not self._mailboxes.release(channel, self.clock()):
             return  # somebody else still receives on it
         empty: list[str] = []
         for group in self._memberships.pop(channel, ()):
@@ -471,7 +475,7 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
         for shard in self._loops.get(loop, ()):
             with contextlib.suppress(*RECONNECT_ERRORS):
                 if shard.pubsub.subscribed:
-                    async with bounded("flush", self.command_timeout):
+                    async with bounded("flush", self.command_timeout), shard.lock:
                         await shard.pubsub.unsubscribe()
         if loop in self._topics:
             self._topics[loop] = {}

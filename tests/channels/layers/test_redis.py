@@ -526,3 +526,20 @@ async def test_a_full_channel_does_not_hold_up_the_others(
     finally:
         await layer.flush()
         await layer.close()
+
+
+async def test_pubsub_concurrent_first_subscriptions_all_confirm(redis_server: RedisServer) -> None:
+    """Twenty consumers arriving at once on a fresh layer: each subscription is confirmed and
+    delivered to (redis-py opens the pub/sub connection on the first subscribe; concurrent
+    first subscribes once left all but one on orphaned connections)."""
+    layer = RedisPubSubChannelLayer(hosts=[redis_server.url])
+    try:
+        async with asyncio.timeout(20):
+            channels = await asyncio.gather(*(layer.new_channel() for _ in range(20)))
+            for channel in channels:
+                await layer.send(channel, {"type": "hello", "to": channel})
+            for channel in channels:
+                assert await layer.receive(channel) == {"type": "hello", "to": channel}
+    finally:
+        await layer.flush()
+        await layer.close()
