@@ -423,7 +423,7 @@ class RedisChannelLayer(BaseChannelLayer):
         return await self._mailboxes.receive(channel, self.clock, self.expiry)
 
     def arm(self, channel: str, fut: asyncio.Future[Message]) -> None:
-        """Direct-feed contract 4 for process-local channels: resolve ``fut`` with the
+        """Direct feed for process-local channels: resolve ``fut`` with the
         channel's next message, or keep that message pending if ``fut`` is done by then.
 
         Without ``arm`` every consumer needed its own pump task calling ``receive`` (a task
