@@ -19,13 +19,15 @@ from channels import DEFAULT_CHANNEL_LAYER
 from channels.consumer import AsyncConsumer
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
-from channels.layers import channel_layers
+from channels.layers import InMemoryChannelLayer, channel_layers
 from channels.layers.mailbox import Mailbox
+from channels.layers.redis_pubsub import RedisPubSubChannelLayer
 from channels.routing import ChannelNameRouter
 from channels.testing import WebsocketCommunicator
 from channels.worker import Worker
-from tests.channels.layers.conftest import LayerKit
+from tests.channels.layers.conftest import FakeClock, LayerKit
 from tests.support.live import serve
+from tests.support.redis import RedisServer
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -238,12 +240,11 @@ async def test_released_channel_keeps_nothing_and_late_messages_expire(
     assert held(layer)["mailboxes"] == 0
 
 
-async def test_in_memory_channels_view_empties_on_expiry(layer_kit: LayerKit) -> None:
+async def test_in_memory_channels_view_empties_on_expiry() -> None:
     """Upstream's ``InMemoryChannelLayer.channels``: channel -> queue; expiry empties it, and
     a channel that lost a message to expiry leaves its groups."""
-    if layer_kit.kind != "memory":
-        pytest.skip("the channels/groups view is the in-memory layer's")
-    layer = layer_kit.make(expiry=5)
+    clock = FakeClock()
+    layer = InMemoryChannelLayer(expiry=5, clock=clock)
     await layer.group_add("watchers", "nobody.reads.this")
     await layer.group_add("watchers", "reader")
     await layer.group_send("watchers", {"type": "one"})
@@ -253,7 +254,7 @@ async def test_in_memory_channels_view_empties_on_expiry(layer_kit: LayerKit) ->
     assert not layer.channels["reader"].empty()
     assert await layer.receive("reader") == {"type": "one"}
     assert "reader" not in layer.channels  # an empty queue goes once it is received from
-    layer_kit.clock.advance(6)
+    clock.advance(6)
     await layer.group_send("watchers", {"type": "three"})  # any operation sweeps
     assert "nobody.reads.this" not in layer.channels
     assert {g: set(m) for g, m in layer.groups.items()} == {"watchers": {"reader"}}
@@ -314,11 +315,9 @@ async def test_worker_instances_leave_nothing_behind(
     assert mailbox_count() == boxes_before
 
 
-async def test_consumer_exit_releases_through_the_default_alias(layer_kit: LayerKit) -> None:
+async def test_consumer_exit_releases_through_the_default_alias() -> None:
     """The release reaches the layer through the ordinary consumer path (no alias games)."""
-    if layer_kit.kind != "memory":
-        pytest.skip("covered for every layer above")
-    layer = layer_kit.make()
+    layer = InMemoryChannelLayer()
     old = channel_layers.set(DEFAULT_CHANNEL_LAYER, layer)
     try:
 
@@ -336,17 +335,20 @@ async def test_consumer_exit_releases_through_the_default_alias(layer_kit: Layer
             channel_layers.set(DEFAULT_CHANNEL_LAYER, old)
 
 
-async def test_pubsub_channel_nobody_receives_on_is_unsubscribed(layer_kit: LayerKit) -> None:
-    if layer_kit.kind != "pubsub":
-        pytest.skip("the other layers hold nothing for a channel before its first message")
-    layer = layer_kit.make(expiry=5)
+@pytest.mark.redis
+async def test_pubsub_channel_nobody_receives_on_is_unsubscribed(
+    redis_server: RedisServer,
+) -> None:
+    """Only pub/sub holds something (a subscription) for a channel before its first message."""
+    clock = FakeClock()
+    layer = RedisPubSubChannelLayer(hosts=[redis_server.url], expiry=5, clock=clock)
     forgotten = await layer.new_channel()  # its consumer never comes
     listened = await layer.new_channel()
     fut = asyncio.get_running_loop().create_future()
     layer.arm(listened, fut)
     topics = layer._topics[asyncio.get_running_loop()]
     for _ in range(2):  # unread across two sweeps
-        layer_kit.clock.advance(6)
+        clock.advance(6)
         await layer.new_channel()
     await asyncio.gather(*layer._pending)
     assert layer._topic(forgotten) not in topics
@@ -355,5 +357,9 @@ async def test_pubsub_channel_nobody_receives_on_is_unsubscribed(layer_kit: Laye
     late = asyncio.ensure_future(layer.receive(forgotten))
     await layer._subscribe_channel(forgotten)  # returns once Redis confirmed it
     await layer.send(forgotten, {"type": "after-all"})
-    assert await late == {"type": "after-all"}
-    fut.cancel()
+    try:
+        assert await late == {"type": "after-all"}
+    finally:
+        fut.cancel()
+        await layer.flush()
+        await layer.close()
