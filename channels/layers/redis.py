@@ -1,5 +1,10 @@
 """A channel layer on Redis (redis-py's asyncio client), shared by many processes and hosts.
 
+(Longer than our usual module: one class whose send, receive and group paths all depend on the
+list and envelope layout described here, kept together on purpose; what the pub/sub layer
+shares with it lives in ``channels.layers.redis_common``, the mailboxes in
+``channels.layers.mailbox``.)
+
 Storage design
 --------------
 * A channel is a Redis **list** ``{prefix}:{name}``: ``send`` appends (RPUSH), ``receive`` pops
