@@ -80,7 +80,8 @@ from channels.layers.redis_common import (
     parse_hosts,
 )
 
-__all__ = ["HashRing", "RedisChannelLayer", "parse_hosts"]
+# The shared helpers stay importable from here too (they lived in this module before).
+__all__ = ["Codec", "HashRing", "HostSpec", "RedisChannelLayer", "make_client", "parse_hosts"]
 
 logger = logging.getLogger("channels.layers")
 
