@@ -231,9 +231,12 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
 
     async def _unsubscribe(self, name: str, topic: str) -> None:
         shard = self._shard_for(name)
-        self._topics[asyncio.get_running_loop()].pop(topic, None)
+        topics = self._topics[asyncio.get_running_loop()]
         with contextlib.suppress(*RECONNECT_ERRORS):
             async with bounded(f"UNSUBSCRIBE {topic}", self.command_timeout), shard.lock:
+                if topic == self._group_topic(name) and name in self._groups:
+                    return  # a channel here joined the group again meanwhile: keep it
+                topics.pop(topic, None)
                 await shard.pubsub.unsubscribe(topic)
 
     async def _reader(self, shard: _Shard) -> None:
@@ -418,10 +421,7 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
                 if not members:
                     del self._groups[group]
                     empty.append(group)
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # pragma: no cover - always called from a coroutine
-            return
+        loop = asyncio.get_running_loop()
         if loop not in self._loops:
             return
         # Best effort: a consumer exiting while Redis is down must not fail on its way out.
