@@ -543,3 +543,24 @@ async def test_pubsub_concurrent_first_subscriptions_all_confirm(redis_server: R
     finally:
         await layer.flush()
         await layer.close()
+
+
+async def test_pubsub_group_rejoined_while_the_last_member_leaves(
+    redis_server: RedisServer,
+) -> None:
+    """The last local member leaves (its release unsubscribes the group) while another channel
+    joins: the group must stay subscribed for the newcomer."""
+    layer = RedisPubSubChannelLayer(hosts=[redis_server.url])
+    try:
+        leaver, newcomer = await layer.new_channel(), await layer.new_channel()
+        await layer.group_add("door", leaver)
+        leaving = asyncio.ensure_future(layer.release_channel(leaver))
+        await asyncio.sleep(0)  # the release is under way (a yield, not a timed wait)
+        await layer.group_add("door", newcomer)
+        await leaving
+        await layer.group_send("door", {"type": "welcome"})
+        async with asyncio.timeout(10):
+            assert await layer.receive(newcomer) == {"type": "welcome"}
+    finally:
+        await layer.flush()
+        await layer.close()
