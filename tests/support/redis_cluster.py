@@ -143,7 +143,7 @@ class ClusterNode:
         return _cli(self.port, *args)
 
     def role(self) -> str:
-        """ "master" or "slave" as this node sees itself (``ROLE``'s first line)."""
+        """"master" or "slave" as this node sees itself (``ROLE``'s first line)."""
         out = self.cli("ROLE").splitlines()
         return out[0].strip() if out else ""
 
@@ -204,7 +204,9 @@ class RedisCluster:
         while True:
             live = [n for n in self.nodes if n.alive()]
             infos = [n.cli("CLUSTER", "INFO") for n in live]
-            if all("cluster_state:ok" in i and "cluster_slots_ok:16384" in i for i in infos):
+            if all(
+                "cluster_state:ok" in i and "cluster_slots_ok:16384" in i for i in infos
+            ):
                 return
             if time.monotonic() > deadline:
                 raise TimeoutError("cluster did not converge:\n" + "\n".join(infos))
