@@ -93,3 +93,13 @@ def test_no_label_per_channel_or_group() -> None:
         for key, _ in sample_labels
     }
     assert labels <= {"layer", "backend"}
+
+
+def test_redis_layer_reports_its_dropped_group_deliveries() -> None:
+    from channels.layers.redis import RedisChannelLayer
+
+    layer = RedisChannelLayer()  # no connection is made until first use
+    layer.group_send_full = 2
+    s = exposition({"default": layer})
+    labels = {"layer": "default", "backend": "RedisChannelLayer"}
+    assert value(s, "channels_layer_group_send_full_total", **labels) == 2
