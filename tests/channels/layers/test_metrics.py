@@ -100,6 +100,6 @@ def test_redis_layer_reports_its_dropped_group_deliveries() -> None:
 
     layer = RedisChannelLayer()  # no connection is made until first use
     layer.group_send_full = 2
-    s = exposition({"default": layer})
-    labels = {"layer": "default", "backend": "RedisChannelLayer"}
+    s = exposition({"redis": layer, "default": InMemoryChannelLayer()})
+    labels = {"layer": "redis", "backend": "RedisChannelLayer"}
     assert value(s, "channels_layer_group_send_full_total", **labels) == 2
