@@ -35,6 +35,7 @@ async def test_numbers_at_each_step() -> None:
     await layer.group_send("room", {"type": "m"})
     s = exposition(backends)
     assert value(s, "channels_layer_messages_sent_total", **LABELS) == 2
+    assert value(s, "channels_layer_group_send_deliveries_total", **LABELS) == 2
     assert value(s, "channels_layer_queued_messages", **LABELS) == 2
     assert value(s, "channels_layer_groups", **LABELS) == 1
 

@@ -34,6 +34,7 @@ LAYER_FAMILIES = (
     "channels_layer_messages_sent_total",
     "channels_layer_messages_received_total",
     "channels_layer_channel_full_total",
+    "channels_layer_group_send_deliveries_total",
     "channels_layer_queued_messages",
     "channels_layer_groups",
 )
@@ -72,7 +73,7 @@ def single() -> Iterator[tuple[ServerProcess, str, str]]:
         proc.close()
 
 
-def drive_traffic(base: str, metrics: str, settle: object) -> int:
+def drive_traffic(base: str, metrics: str, settle: object, *, concurrency: bool = True) -> int:
     """HTTP, WebSocket, layer and refused traffic; ``settle(check)`` waits until a scrape
     shows what was just done (immediately in one process, within a second with workers).
     Returns how many extra ``GET /`` were answered 200 while probing the concurrency limit."""
@@ -97,8 +98,9 @@ def drive_traffic(base: str, metrics: str, settle: object) -> int:
     with socket.create_connection((host, int(port))) as raw:
         raw.sendall(b"GET /" + b"a" * 300 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
         assert raw.recv(100).startswith(b"HTTP/1.1 414 ")
-    # --limit-concurrency 3: idle connections, then requests until one gets a 503 (with
-    # workers the kernel spreads the connections, so one worker may still have room).
+    if not concurrency:
+        return 0
+    # --limit-concurrency 3: idle connections, then requests until one gets a 503.
     idle = [socket.create_connection((host, int(port))) for _ in range(12)]
     answered = 0
     try:
@@ -119,7 +121,7 @@ def drive_traffic(base: str, metrics: str, settle: object) -> int:
     return answered
 
 
-def assert_all_changed(before: Samples, after: Samples) -> None:
+def assert_all_changed(before: Samples, after: Samples, *, concurrency: bool = True) -> None:
     for name in SERVER_FAMILIES[1:-1] + LAYER_FAMILIES:
         assert total(after, name) > total(before, name), name
     assert value(after, "channels_server_requests_total", method="GET", status="2xx") >= 4
@@ -127,7 +129,8 @@ def assert_all_changed(before: Samples, after: Samples) -> None:
     # Handshakes are requests too (101); refused ones are counted by limit.
     assert value(after, "channels_server_requests_total", method="GET", status="1xx") == 2
     assert value(after, "channels_server_refused_total", limit="request_line") == 1
-    assert value(after, "channels_server_refused_total", limit="concurrency") >= 1
+    if concurrency:
+        assert value(after, "channels_server_refused_total", limit="concurrency") == 1
     assert value(after, "channels_server_websocket_messages_total", direction="in") == 3
     assert value(after, "channels_server_websocket_messages_total", direction="out") == 2
     assert value(after, "channels_server_websocket_closes_total", code="4xxx") == 1
@@ -142,6 +145,16 @@ def assert_all_changed(before: Samples, after: Samples) -> None:
     assert value(after, "channels_layer_channel_full_total", **layer) >= 1
     assert value(after, "channels_layer_groups", **layer) >= 1
     assert value(after, "channels_layer_queued_messages", **layer) >= 100  # the full channel
+
+
+def holds(check: object, *args: object, **kwargs: object) -> bool:
+    """``check(*args)`` passed (for polling until a scrape shows everything)."""
+    assert callable(check)
+    try:
+        check(*args, **kwargs)
+    except AssertionError:
+        return False
+    return True
 
 
 def test_every_metric_changes_single_process(single: tuple[ServerProcess, str, str]) -> None:
@@ -159,18 +172,17 @@ def test_every_metric_changes_single_process(single: tuple[ServerProcess, str, s
         lambda s: (
             value(s, "channels_server_connections_open", protocol="http") == 0
             and value(s, "channels_server_connections_open", protocol="websocket") == 0
+            and holds(assert_all_changed, before, s)
         ),
     )
     assert_all_changed(before, after)
     assert value(after, "channels_server_requests_total", method="GET", status="2xx") == 4 + extra
-    assert value(after, "channels_server_refused_total", limit="concurrency") == 1
     # The process metrics of prometheus_client come along in one process.
     assert value(after, "process_open_fds") > 0
 
 
 def test_event_loop_lag_shows_a_blocked_loop(single: tuple[ServerProcess, str, str]) -> None:
     _proc, base, metrics = single
-    assert value(scrape(metrics), "channels_server_event_loop_lag_seconds") < 0.5
     # The app blocks its loop for 0.6 s (longer than the 0.5 s tick): the next tick is late.
     httpx.get(base + "/block?0.6", timeout=10)
     samples = poll(metrics, lambda s: value(s, "channels_server_event_loop_lag_seconds") >= 0.1)
@@ -200,7 +212,9 @@ def test_workers_share_one_exposition() -> None:
         def settle(check: object) -> None:
             poll(metrics, check)  # type: ignore[arg-type]
 
-        extra = drive_traffic(base, metrics, settle)
+        # Not the concurrency probe: which worker accepts a connection is the kernel's choice,
+        # so no number of idle connections surely fills both (the single-process test has it).
+        extra = drive_traffic(base, metrics, settle, concurrency=False)
         # Separate connections, so both workers take part; every one is counted once.
         for _ in range(20):
             assert httpx.get(base + "/").text == "ok"
@@ -208,9 +222,13 @@ def test_workers_share_one_exposition() -> None:
             metrics,
             lambda s: (
                 value(s, "channels_server_requests_total", method="GET", status="2xx") == 24 + extra
+                and holds(assert_all_changed, before, s, concurrency=False)
             ),
         )
-        assert_all_changed(before, after)
+        assert_all_changed(before, after, concurrency=False)
+        # The worst worker's loop lag (livemax) shows a blocked loop too.
+        httpx.get(base + "/block?0.6", timeout=10)
+        poll(metrics, lambda s: value(s, "channels_server_event_loop_lag_seconds") >= 0.1)
     finally:
         proc.signal()
         assert proc.wait_exit() == 0
