@@ -79,6 +79,10 @@ BLOCK_GRACE = 10  # extra seconds before a silent BLPOP connection is considered
 # that accepts connections but never answers (stopped, overloaded, half-open network) must
 # give the caller a clear error instead of hanging it forever.
 COMMAND_TIMEOUT = 10.0
+# Longest pause between two attempts to reach a Redis that is down (redis-py's own retries and
+# our receive loops' backoff alike): it bounds how late delivery resumes once Redis is back,
+# which must stay well within a second (tests/channels/layers/test_redis_faults.py).
+RECONNECT_BACKOFF_MAX = 0.5
 DEADLINE_DIGITS = 13
 
 # KEYS[i]: list of channel i.  ARGV[1]: payload, ARGV[2]: key TTL (s), ARGV[3]: now (ms),
@@ -233,7 +237,7 @@ def make_client(spec: HostSpec, blocking: bool = False) -> Redis:
     each write in ``asyncio.wait_for``, which on Python 3.11 can swallow a cancellation
     (the task then keeps running).  Their reads are bounded by :func:`blpop` instead.
     """
-    retry = Retry(ExponentialBackoff(cap=0.5, base=0.02), 5)
+    retry = Retry(ExponentialBackoff(cap=RECONNECT_BACKOFF_MAX, base=0.02), 5)
     options: dict[str, Any] = {
         "retry": retry,
         "retry_on_error": [RedisConnectionError, RedisTimeoutError],
@@ -543,7 +547,7 @@ class RedisChannelLayer(BaseChannelLayer):
             except RECONNECT_ERRORS as exc:
                 logger.warning("Redis receive on %r failed (%s); retrying", channel, exc)
                 await asyncio.sleep(backoff)  # reconnect backoff, not waiting for an event
-                backoff = min(backoff * 2, 1.0)
+                backoff = min(backoff * 2, RECONNECT_BACKOFF_MAX)
                 continue
             backoff = 0.05
             if result is None:
@@ -692,7 +696,7 @@ class RedisChannelLayer(BaseChannelLayer):
             except RECONNECT_ERRORS as exc:
                 logger.warning("Redis reader for %r failed (%s); retrying", key, exc)
                 await asyncio.sleep(backoff)  # reconnect backoff
-                backoff = min(backoff * 2, 1.0)
+                backoff = min(backoff * 2, RECONNECT_BACKOFF_MAX)
                 continue
             backoff = 0.05
             if result is not None:

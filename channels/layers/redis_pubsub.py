@@ -41,6 +41,7 @@ from channels.layers.in_memory import Mailbox, sweep_mailboxes
 from channels.layers.redis import (
     COMMAND_TIMEOUT,
     DEADLINE_DIGITS,
+    RECONNECT_BACKOFF_MAX,
     RECONNECT_ERRORS,
     Codec,
     HashRing,
@@ -230,7 +231,7 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
                     shard.down = True
                     self._notify(self.on_disconnect)
                 await asyncio.sleep(backoff)  # reconnect backoff
-                backoff = min(backoff * 2, 1.0)
+                backoff = min(backoff * 2, RECONNECT_BACKOFF_MAX)
                 continue
             backoff = 0.05
             if item is None:
@@ -327,7 +328,7 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
             except RECONNECT_ERRORS as exc:
                 logger.warning("Redis pub/sub subscribe to %r failed (%s); retrying", channel, exc)
                 await asyncio.sleep(backoff)  # reconnect backoff, not waiting for an event
-                backoff = min(backoff * 2, 1.0)
+                backoff = min(backoff * 2, RECONNECT_BACKOFF_MAX)
         box = self._mailboxes.get(channel)
         if box is None:
             box = self._mailboxes[channel] = Mailbox(self.get_capacity(channel))
