@@ -626,11 +626,23 @@ def plot(json_path: Path, png_path: Path) -> None:
     from benchmarks import peers
 
     if not peers.has_matplotlib():
-        print(
-            "chart skipped: matplotlib is installed in benchmarks/.venv-peers "
-            "(python -m benchmarks run creates it)"
-        )
-        return
+        # As ``benchmarks run`` does for the peers: the venv is created on first use, here
+        # with matplotlib only (``run`` adds the peers later).
+        print(f"installing matplotlib into {servers.PEERS_VENV} (one time, needs PyPI) ...")
+        try:
+            if not servers.PEERS_PYTHON.exists():
+                subprocess.run(
+                    [sys.executable, "-m", "venv", str(servers.PEERS_VENV)], check=True, timeout=300
+                )
+            subprocess.run(
+                [str(servers.PEERS_PYTHON), "-m", "pip", "install", "-q", "matplotlib"],
+                check=True,
+                timeout=600,
+                capture_output=True,
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            print(f"chart skipped: could not install matplotlib ({exc})")
+            return
     done = subprocess.run(
         [
             str(servers.PEERS_PYTHON),
