@@ -62,8 +62,9 @@ LINGER_TIMEOUT: Final = 2.0
 # is instead kept this long (at most its keep-alive timeout) and a request arriving meanwhile is
 # answered with "connection: close", which every client handles (it reconnects, and reaches a
 # worker still accepting).  Enough for a request already in flight (about one round trip);
-# short enough that idle browser connections hold up a stop only briefly.  A client sending
-# after it sees the close, as at any keep-alive timeout (RFC 9112 section 9.3.1 lets it retry).
+# short enough that idle browser connections hold up a stop only briefly.  A request sent
+# after the grace meets a closed connection, as at any keep-alive timeout (RFC 9112 section
+# 9.3.1 lets the client retry it).
 SHUTDOWN_IDLE_GRACE: Final = 1.0
 
 _DISCONNECT: Final = {"type": "http.disconnect"}
@@ -366,9 +367,14 @@ class HttpProtocol(asyncio.Protocol):
                 cycle.response.keep_alive = False  # its head will say "connection: close"
             # Otherwise the head promised keep-alive: once the response is complete the
             # connection is idle and _start_next_cycle gives it the grace below.
-        elif not self._head_bytes and not self._cycle_waiting:
+        elif self._cycle_waiting:
+            # The client does not read our responses (see _next_cycle): waiting for it would
+            # hold the stop up; its pipelined request stays unanswered, which a pipelining
+            # client must be ready for (RFC 9112 section 9.3.2).
+            self.close()
+        elif not self._head_bytes:
             # Idle (or accepted with no request yet): wait briefly for a request, then close.
-            # (A partly received head keeps its head timer; _cycle_waiting resumes later.)
+            # (A partly received head keeps its head timer: that request is answered.)
             remaining = self._deadline - self.loop.time()
             self._arm_timer(self._timer_kind, max(0.0, min(remaining, SHUTDOWN_IDLE_GRACE)))
 
