@@ -1,6 +1,7 @@
 """``python -m benchmarks run [--quick]``: every workload, this server and its peers, one run.
 
 Writes ``benchmarks/results/latest.{json,md,png}`` and prints the targets with PASS/FAIL.
+``python -m benchmarks soak --minutes N``: see ``benchmarks/soak.py``.
 """
 
 from __future__ import annotations
