@@ -361,8 +361,10 @@ class HttpProtocol(asyncio.Protocol):
         elif not self._head_bytes:
             # Idle (or accepted with no request yet): wait briefly for a request, then close.
             # (A partly received head keeps its head timer: that request is answered.)
-            remaining = self._deadline - self.loop.time()
-            self._arm_timer(self._timer_kind, max(0.0, min(remaining, SHUTDOWN_IDLE_GRACE)))
+            timer = self._timer
+            remaining = timer.when() - self.loop.time() if timer.armed else SHUTDOWN_IDLE_GRACE
+            kind = self._timer_kind or _KEEP_ALIVE  # (never _NO_TIMER here: that one waits)
+            self._arm_timer(kind, max(0.0, min(remaining, SHUTDOWN_IDLE_GRACE)))
 
     def close(self, linger: bool = False) -> None:
         """Close the connection; ``linger`` when the client may still be sending (see
