@@ -363,7 +363,7 @@ class HttpProtocol(asyncio.Protocol):
             # (A partly received head keeps its head timer: that request is answered.)
             timer = self._timer
             remaining = timer.when() - self.loop.time() if timer.armed else SHUTDOWN_IDLE_GRACE
-            kind = self._timer_kind or _KEEP_ALIVE  # (never _NO_TIMER here: that one waits)
+            kind = self._timer_kind or _KEEP_ALIVE  # an idle connection always has one armed
             self._arm_timer(kind, max(0.0, min(remaining, SHUTDOWN_IDLE_GRACE)))
 
     def close(self, linger: bool = False) -> None:
