@@ -25,15 +25,13 @@ from server.protocols.flow import FlowControl
 from server.sansio.http11 import (
     NEED_DATA,
     PAUSED,
-    ASGIProtocolError,
     ConnectionClosed,
     Data,
     EndOfMessage,
     HTTP11Connection,
-    RequestError,
-    RequestHead,
-    ResponseState,
 )
+from server.sansio.request import RequestError, RequestHead
+from server.sansio.response import ASGIProtocolError, ResponseState
 from server.sansio.scope import ConnectionInfo, http_scope, split_target, websocket_scope
 from server.state import ServerState
 from server.types import ASGIApp, Message

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import quote, unquote
 
-from server.sansio.http11 import RequestHead
+from server.sansio.request import RequestHead
 
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 _HTTP_VERSIONS = {b"1.1": "1.1", b"1.0": "1.0"}

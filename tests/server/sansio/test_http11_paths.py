@@ -1,5 +1,6 @@
-"""The repeated-head cache of ``HTTP11Connection``: a head whose exact bytes h11 already parsed
-on this connection is reused instead of parsed again.  It must never change the events."""
+"""The two paths of ``HTTP11Connection``: heads in the strict subset (and their Content-Length
+bodies) are read without h11, the rest by h11.  Which path reads a cycle must never change the
+events: every stream is compared with the h11-only reference run."""
 
 from __future__ import annotations
 
@@ -33,19 +34,16 @@ BAD_HOST = b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n"
 PIECES = [GET, GET, GET_OTHER, GET_CLOSE, GET_10, POST, CHUNKED, EXPECT, b"\r\n", BAD_HOST]
 
 
-class NoCache(HTTP11Connection):
-    """Every event comes from h11 itself: no head is remembered and no EndOfMessage is
-    skipped (the reference behaviour)."""
+class H11Only(HTTP11Connection):
+    """Every cycle is read by h11 (the reference behaviour)."""
 
     __slots__ = ()
-
-    def _plain(self, request: h11.Request, head: RequestHead) -> bool:
-        return False
+    strict_parser = False
 
 
 def drive(chunks: list[bytes], *, eof: bool = False, cache: bool = True) -> list[Any]:
-    """Events over all cycles (body data merged); ``cache=False`` is the reference run."""
-    conn = HTTP11Connection() if cache else NoCache()
+    """Events over all cycles (body data merged); ``cache=False`` is the h11-only reference."""
+    conn = HTTP11Connection() if cache else H11Only()
     out: list[Any] = []
 
     def pump() -> bool:
@@ -109,51 +107,57 @@ def count_h11_parses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return calls
 
 
-def test_identical_heads_are_parsed_by_h11_once(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_strict_heads_never_reach_h11(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = count_h11_parses(monkeypatch)
-    events = drive([GET * 5])
-    # h11: the first head only (its EndOfMessage is implied); the 4 repeats need none.
-    assert calls[0] == 1
-    assert events == drive([GET * 5], cache=False)
-    assert events.count(("end",)) == 5
-
-
-def test_a_different_head_goes_to_h11_and_replaces_the_cached_one(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    calls = count_h11_parses(monkeypatch)
-    stream = [GET, GET, GET_OTHER, GET_OTHER, GET]
+    get_10 = b"GET /old HTTP/1.0\r\nHost: h\r\nConnection: keep-alive\r\n\r\n"
+    stream = [GET * 3 + GET_OTHER + get_10 + POST]
     events = drive(stream)
-    assert calls[0] == 3  # GET, GET_OTHER, GET: each parsed once after a change
-    assert events == drive(stream, cache=False)
+    assert calls[0] == 0
     assert [e[2] for e in events if e[0] == "head"] == [
         b"/a?x=1",
         b"/a?x=1",
-        b"/a?x=2",
-        b"/a?x=2",
         b"/a?x=1",
+        b"/a?x=2",
+        b"/old",
+        b"/p",
     ]
+    assert ("data", b"hello") in events
+    assert events == drive(stream, cache=False)
 
 
-@pytest.mark.parametrize("head", [POST, CHUNKED, UPGRADE, EXPECT])
-def test_heads_with_body_upgrade_or_expect_are_never_reused(
-    monkeypatch: pytest.MonkeyPatch, head: bytes
+@pytest.mark.parametrize(
+    ("head", "h11_reads"),
+    [
+        (POST, False),
+        (UPGRADE, False),
+        (EXPECT, False),
+        (CHUNKED, True),
+        (BAD_HOST, False),
+        (GET_10, True),  # no Host field: outside the strict subset, h11 decides
+    ],
+)
+def test_which_path_reads_a_head(
+    monkeypatch: pytest.MonkeyPatch, head: bytes, h11_reads: bool
 ) -> None:
-    conn = HTTP11Connection()
-    conn.receive_data(head)
-    assert isinstance(conn.next_event(), RequestHead)
-    assert conn._repeat_template is None
+    calls = count_h11_parses(monkeypatch)
+    events = drive([head])
+    assert (calls[0] > 0) is h11_reads
+    assert events == drive([head], cache=False)
 
 
-def test_head_split_over_reads_is_not_remembered_but_still_correct() -> None:
-    chunks = [GET[:10], GET[10:], GET]
+def test_head_split_over_reads_is_still_strict_and_correct(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = count_h11_parses(monkeypatch)
+    chunks = [GET[:10], GET[10:], GET[:1], GET[1:]]
     assert drive(chunks) == drive(chunks, cache=False)
+    calls[0] = 0
     conn = HTTP11Connection()
     conn.receive_data(GET[:10])
     assert conn.next_event() is NEED_DATA
     conn.receive_data(GET[10:])
     assert isinstance(conn.next_event(), RequestHead)
-    assert conn._repeat_template is None
+    assert calls[0] == 0
 
 
 def test_reused_head_gets_a_fresh_header_list() -> None:
@@ -171,7 +175,7 @@ def test_reused_head_gets_a_fresh_header_list() -> None:
     assert second.headers is not first.headers
 
 
-def test_eof_after_a_reused_head() -> None:
+def test_eof_after_a_strict_head() -> None:
     for tail in (b"", GET[:7], b"garbage\r\n\r\n"):
         stream = [GET + GET + tail]
         assert drive(stream, eof=True) == drive(stream, eof=True, cache=False)
@@ -206,57 +210,3 @@ def test_any_mix_and_split_gives_the_reference_events(
     reference = drive([stream], eof=eof, cache=False)
     assert drive(chunks, eof=eof) == reference
     assert drive([stream], eof=eof) == reference
-
-
-# --- remembered response header lines (ResponseState.start) ------------------------------
-
-
-def response_bytes(headers: Any, default: bytes = b"date: D\r\nserver: S\r\n") -> bytes:
-    from server.sansio.http11 import ResponseState
-
-    resp = ResponseState()
-    resp.start({"type": "http.response.start", "status": 200, "headers": headers}, default)
-    return b"".join(bytes(p) for p in resp.body(b"hello", False))
-
-
-def test_repeated_header_pairs_give_the_same_response() -> None:
-    headers = [(b"content-type", b"text/plain"), (b"Content-Length", b"5"), (b"x-a", b"1")]
-    first = response_bytes(headers)
-    assert first == response_bytes(list(headers)) == response_bytes(headers)
-    assert first.count(b"content-length: 5\r\n") == 1 and b"Content-Length" not in first
-    # The app's own Date/Server still replace ours when their lines come from the table.
-    own = [(b"date", b"mine"), (b"server", b"me")]
-    for _ in range(2):
-        out = response_bytes(own)
-        assert b"date: mine\r\n" in out and b"server: me\r\n" in out
-        assert b"date: D" not in out and b"server: S" not in out
-
-
-def test_remembered_content_length_still_frames_the_body() -> None:
-    from server.sansio.http11 import ASGIProtocolError, ResponseState
-
-    pair = (b"content-length", b"3")
-    for _ in range(2):
-        resp = ResponseState()
-        resp.start({"type": "http.response.start", "status": 200, "headers": [pair]})
-        with pytest.raises(ASGIProtocolError):
-            resp.body(b"toolong", False)
-
-
-def test_unhashable_and_bytearray_pairs_work_and_bad_ones_are_refused() -> None:
-    from server.sansio.http11 import ASGIProtocolError
-
-    assert b"x-l: 1\r\n" in response_bytes([[b"x-l", b"1"]])
-    assert b"x-b: 2\r\n" in response_bytes([(bytearray(b"x-b"), bytearray(b"2"))])
-    for bad in ((b"x-bad", b"a\r\nb"), (b"bad name", b"v"), (b"x", "str")):
-        for _ in range(2):  # a refused pair is never remembered
-            with pytest.raises(ASGIProtocolError):
-                response_bytes([bad])
-
-
-def test_header_line_table_is_bounded() -> None:
-    from server.sansio import http11
-
-    for i in range(http11._FIELD_LINES_MAX * 2 + 5):
-        response_bytes([(b"x-n", b"%d" % i)])
-    assert 0 < len(http11._FIELD_LINES) <= http11._FIELD_LINES_MAX
