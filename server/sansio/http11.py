@@ -242,10 +242,12 @@ class HTTP11Connection:
         scan = self._scan
         end = raw.find(b"\r\n\r\n", scan)
         if end < 0:
-            # h11 also ends a head at a blank line made with a bare LF: such a head is its.
+            # h11 also ends a head at a blank line made with a bare LF: such a head is its;
+            # so is one h11 refuses before it is complete (starting with a control or space).
             if (
                 len(raw) > self.limits.hold
                 or not self.strict_parser
+                or raw[0] < 0x21
                 or raw.find(b"\n\n", scan) >= 0
                 or raw.find(b"\n\r\n", scan) >= 0
             ):

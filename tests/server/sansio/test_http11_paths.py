@@ -14,13 +14,11 @@ from hypothesis import strategies as st
 from server.sansio.http11 import (
     NEED_DATA,
     PAUSED,
-    ConnectionClosed,
-    Data,
     EndOfMessage,
     HTTP11Connection,
-    RequestError,
     RequestHead,
 )
+from tests.support.http11 import drive_cycles
 
 GET = b"GET /a?x=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: t\r\n\r\n"
 GET_OTHER = b"GET /a?x=2 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: t\r\n\r\n"
@@ -34,65 +32,9 @@ BAD_HOST = b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n"
 PIECES = [GET, GET, GET_OTHER, GET_CLOSE, GET_10, POST, CHUNKED, EXPECT, b"\r\n", BAD_HOST]
 
 
-class H11Only(HTTP11Connection):
-    """Every cycle is read by h11 (the reference behaviour)."""
-
-    __slots__ = ()
-    strict_parser = False
-
-
 def drive(chunks: list[bytes], *, eof: bool = False, cache: bool = True) -> list[Any]:
-    """Events over all cycles (body data merged); ``cache=False`` is the h11-only reference."""
-    conn = HTTP11Connection() if cache else H11Only()
-    out: list[Any] = []
-
-    def pump() -> bool:
-        while True:
-            try:
-                event = conn.next_event()
-            except RequestError as exc:
-                out.append(("error", exc.status))
-                return False
-            if isinstance(event, RequestHead):
-                out.append(
-                    (
-                        "head",
-                        event.method,
-                        event.target,
-                        event.http_version,
-                        tuple(event.headers),
-                        event.keep_alive,
-                        event.has_body,
-                        event.expect_continue,
-                        event.websocket,
-                    )
-                )
-            elif isinstance(event, Data):
-                if out and out[-1][0] == "data":
-                    out[-1] = ("data", out[-1][1] + bytes(event.data))
-                else:
-                    out.append(("data", bytes(event.data)))
-            elif isinstance(event, EndOfMessage):
-                out.append(("end",))
-            elif isinstance(event, ConnectionClosed):
-                out.append(("closed",))
-                return False
-            elif event is PAUSED:
-                if conn.head is not None and not conn.head.keep_alive:
-                    out.append(("close-after",))
-                    return False
-                conn.start_next_cycle()
-            elif event is NEED_DATA:
-                return True
-
-    for chunk in chunks:
-        conn.receive_data(chunk)
-        if not pump():
-            return out
-    if eof:
-        conn.receive_eof()
-        pump()
-    return out
+    """Events over all cycles; ``cache=False`` is the h11-only reference run."""
+    return drive_cycles(chunks, eof=eof, reference=not cache)
 
 
 def count_h11_parses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
