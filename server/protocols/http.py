@@ -30,6 +30,7 @@ from server.sansio.http11 import (
     EndOfMessage,
     HTTP11Connection,
 )
+from server.sansio.limits import Limits
 from server.sansio.request import RequestError, RequestHead
 from server.sansio.response import ASGIProtocolError, ResponseState
 from server.sansio.scope import ConnectionInfo, http_scope, split_target, websocket_scope
@@ -72,6 +73,38 @@ def _server_line(config: Config) -> bytes:
     if b"\r" in value or b"\n" in value or b"\0" in value:
         return b""
     return b"server: " + value + b"\r\n"
+
+
+class _PerConfig:
+    """What every connection derives from the (immutable) Config alike, computed once per
+    Config rather than per connection: a connection per request pays for all of it."""
+
+    __slots__ = ("config", "health", "limits", "server_line")
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.limits = Limits(
+            config.limit_request_line,
+            config.limit_request_headers,
+            config.limit_request_header_size,
+            config.limit_request_body,
+        )
+        self.server_line = _server_line(config)
+        health = config.health_check_path
+        # Compared with the raw (percent-encoded) path, so encoded the same way once here.
+        self.health = quote(health).encode("ascii") if health else None
+
+
+_PER_CONFIG: dict[int, _PerConfig] = {}
+
+
+def _per_config(config: Config) -> _PerConfig:
+    shared = _PER_CONFIG.get(id(config))
+    if shared is None or shared.config is not config:
+        if len(_PER_CONFIG) >= 16:  # configs are few; tests make many: stay bounded
+            _PER_CONFIG.clear()
+        shared = _PER_CONFIG[id(config)] = _PerConfig(config)
+    return shared
 
 
 class RequestCycle:
@@ -244,12 +277,8 @@ class HttpProtocol(asyncio.Protocol):
         self.app = app
         self.state = state
         self.loop = loop if loop is not None else asyncio.get_running_loop()
-        self.parser = HTTP11Connection(
-            limit_request_line=config.limit_request_line,
-            limit_request_headers=config.limit_request_headers,
-            limit_request_header_size=config.limit_request_header_size,
-            limit_request_body=config.limit_request_body,
-        )
+        shared = _per_config(config)
+        self.parser = HTTP11Connection(limits=shared.limits)
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.flow: FlowControl = None  # type: ignore[assignment]
         self.info: ConnectionInfo | None = None
@@ -267,10 +296,8 @@ class HttpProtocol(asyncio.Protocol):
         self._deadline = 0.0
         self._access = AccessLog(config.access_log)
         self._date = config.date_header
-        self._server_line = _server_line(config)
-        health = config.health_check_path
-        # Compared with the raw (percent-encoded) path, so encoded the same way once here.
-        self._health = quote(health).encode("ascii") if health else None
+        self._server_line = shared.server_line
+        self._health = shared.health
 
     # --- asyncio callbacks -------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

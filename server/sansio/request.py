@@ -86,6 +86,25 @@ class RequestHead:
         self.http_version = http_version
         _scan_fields(self, headers)
 
+    def copy(self, headers: tuple[tuple[bytes, bytes], ...] | None = None) -> RequestHead:
+        """An equal head with its own header list (the list becomes ``scope["headers"]``,
+        which the application may change); ``headers``: the fields to list instead."""
+        new = _new_head(RequestHead)
+        new.method = self.method
+        new.target = self.target
+        new.http_version = self.http_version
+        new.headers = list(self.headers if headers is None else headers)
+        new.host = self.host
+        new.content_length = self.content_length
+        new.chunked = self.chunked
+        new.has_body = self.has_body
+        new.keep_alive = self.keep_alive
+        new.expect_continue = self.expect_continue
+        new.upgrade = self.upgrade
+        new.websocket = self.websocket
+        new.te_trailers = self.te_trailers
+        return new
+
 
 _new_head = object.__new__
 
@@ -179,13 +198,17 @@ _REQUEST_LINE: Final = re.compile(
 _NAME_BYTES: Final = (
     b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 )
-# What a field line may hold: VCHAR, obs-text, SP and HTAB (RFC 9110 section 5.5), CR and LF
-# (checked to come in pairs).  Every other byte is a control character.
-_LINE_BYTES: Final = b"\t\n\r" + bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100))
+# A field line holds VCHAR, obs-text, SP and HTAB (RFC 9110 section 5.5); deleting those and
+# mapping every other control character to NUL leaves only the CRLFs between the lines.
+_FIELD_BYTES: Final = b"\t" + bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100))
+_CTL_TO_NUL: Final = bytes(c if c in (10, 13) or c >= 0x20 else 0 for c in range(256))
 # Host = uri-host [ ":" port ] (RFC 9110 section 7.2, RFC 3986 section 3.2.2): an IP-literal in
 # brackets (with an RFC 6874 zone id) or a reg-name (unreserved / pct-encoded / sub-delims; an
 # IPv4 address is one too).
 _HOST_RE: Final = re.compile(rb"(?:\[[0-9A-Za-z:.%]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?")
+# Host values already found valid: nearly every request of a server names the same few.
+_GOOD_HOSTS: set[bytes] = set()
+_GOOD_HOSTS_MAX: Final = 64
 
 _zip = zip
 
@@ -195,9 +218,10 @@ def parse_head(data: bytes, limits: Limits) -> RequestHead | None:
 
     The ``RequestHead`` for a head in the strict subset (see the module docstring), ``None``
     for any other (the caller hands it to h11).  The caller still runs ``check_head`` on it.
-    The work is a fixed number of bytes operations over the whole block (each a C loop) plus
-    one tuple per field; regular expressions over the block would cost a Python-level step
-    per byte inside sre (benchmarks/micro/RESULTS.md).
+    The work is a fixed number of bytes operations over the whole block (each one C loop)
+    plus one tuple per field: a regular expression over the block would cost several
+    instructions per byte inside sre, a Python step per field line several hundred
+    (benchmarks/micro/RESULTS.md).
     """
     line = _REQUEST_LINE.match(data)
     if line is None:
@@ -210,17 +234,23 @@ def parse_head(data: bytes, limits: Limits) -> RequestHead | None:
         return None
     lines = block.split(b"\r\n")
     count = len(lines)
-    if (
-        count > limits.headers
-        # A CR or LF not in a CRLF pair (RFC 9112 section 2.2 allows a server to accept a bare
-        # LF; h11 does, so it decides), or a control character anywhere (RFC 9110 section 5.5).
-        or block.count(b"\n") != count - 1
-        or block.count(b"\r") != count - 1
-        or block.translate(None, _LINE_BYTES)
+    # No CR or LF outside the CRLF pairs (RFC 9112 section 2.2 allows a server to accept a
+    # bare LF; h11 does, so it decides), no control character (RFC 9110 section 5.5).
+    if count > limits.headers or block.translate(_CTL_TO_NUL, _FIELD_BYTES) != b"\r\n" * (
+        count - 1
     ):
         return None
-    names, colons, values = _zip(*[field.partition(b":") for field in lines])
-    if b"" in colons or b"" in names:
+    if b"\t" in block or b"  " in block or b" \r" in block or block[-1:] == b" ":
+        colons: tuple[bytes, ...] = (b"",)  # the OWS may be anything: see below
+    else:
+        # The usual shape: one space after the colon, none at the end.
+        names, colons, values = _zip(*[field.partition(b": ") for field in lines])
+    if b"" in colons:
+        names, colons, values = _zip(*[field.partition(b":") for field in lines])
+        if b"" in colons:
+            return None
+        values = tuple(value.strip(b" \t") for value in values)
+    if b"" in names:
         return None
     joined = b":".join(names)
     # Every name a token: deleting all tchars leaves only the joining colons.  A line that
@@ -229,9 +259,9 @@ def parse_head(data: bytes, limits: Limits) -> RequestHead | None:
         return None
     lowered = joined.lower().split(b":")
     if b"_" in joined:
-        headers = [(n, v.strip(b" \t")) for n, v in _zip(lowered, values) if b"_" not in n]
+        headers = [(n, v) for n, v in _zip(lowered, values) if b"_" not in n]
     else:
-        headers = [(n, v.strip(b" \t")) for n, v in _zip(lowered, values)]
+        headers = list(_zip(lowered, values))
     head = _new_head(RequestHead)
     head.method, head.target, head.http_version = line.groups()
     if not _scan_fields(head, headers):
@@ -253,10 +283,15 @@ def check_head(head: RequestHead, limits: Limits) -> None:
             # RFC 9112 section 6.1: Transfer-Encoding in an HTTP/1.0 message MUST be
             # treated as faulty framing; HTTP/1.0 has no chunked coding to trust.
             raise RequestError(400, "Transfer-Encoding in an HTTP/1.0 request")
-    if head.host is not None and _HOST_RE.fullmatch(head.host) is None:
-        # RFC 9112 section 3.2: 400 for a Host field with an invalid value (h11 already
-        # answers a missing or repeated Host with 400).
-        raise RequestError(400, "invalid Host header")
+    host = head.host
+    if host is not None and host not in _GOOD_HOSTS:
+        if _HOST_RE.fullmatch(host) is None:
+            # RFC 9112 section 3.2: 400 for a Host field with an invalid value (h11 already
+            # answers a missing or repeated Host with 400).
+            raise RequestError(400, "invalid Host header")
+        if len(_GOOD_HOSTS) >= _GOOD_HOSTS_MAX:
+            _GOOD_HOSTS.clear()
+        _GOOD_HOSTS.add(host)
     limit = limits.body
     if limit is not None and head.content_length is not None and head.content_length > limit:
         raise RequestError(413, "request body larger than --limit-request-body")

@@ -112,6 +112,8 @@ class ConnectionInfo:
 
 
 def _address(name: Any) -> Address | None:
+    if type(name) is tuple and len(name) == 2 and type(name[0]) is str and type(name[1]) is int:
+        return name  # an IPv4 (host, port) as the transports give it: the common case
     if isinstance(name, tuple | list) and len(name) >= 2:
         return (str(name[0]), int(name[1]))
     return None  # Unix socket (a path string) or unknown
