@@ -274,10 +274,11 @@ class HTTP11Connection:
             # (An earlier blank line with a bare LF, where h11 would end the head, leaves a
             # bare LF in these bytes: the strict parser declines them.)
             data = bytes(raw[:end])
-            head = parse_head(data, self.limits) if self.strict_parser else None
-            if head is None:
+            parsed = parse_head(data, self.limits) if self.strict_parser else None
+            if parsed is None:
                 self._hand_over()
                 return None
+            head = parsed
             self._last_bytes = data
             self._last_head = head  # only its header list may change after this (the app's)
             self._last_fields = tuple(head.headers)
