@@ -202,6 +202,8 @@ _NAME_BYTES: Final = (
 # mapping every other control character to NUL leaves only the CRLFs between the lines.
 _FIELD_BYTES: Final = b"\t" + bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100))
 _CTL_TO_NUL: Final = bytes(c if c in (10, 13) or c >= 0x20 else 0 for c in range(256))
+# Every control character (HTAB, CR and LF included) and DEL to NUL, the rest unchanged.
+_UNUSUAL_TO_NUL: Final = bytes(c if 0x20 <= c != 0x7F else 0 for c in range(256))
 # Host = uri-host [ ":" port ] (RFC 9110 section 7.2, RFC 3986 section 3.2.2): an IP-literal in
 # brackets (with an RFC 6874 zone id) or a reg-name (unreserved / pct-encoded / sub-delims; an
 # IPv4 address is one too).
@@ -234,18 +236,22 @@ def parse_head(data: bytes, limits: Limits) -> RequestHead | None:
         return None
     lines = block.split(b"\r\n")
     count = len(lines)
-    # No CR or LF outside the CRLF pairs (RFC 9112 section 2.2 allows a server to accept a
-    # bare LF; h11 does, so it decides), no control character (RFC 9110 section 5.5).
-    if count > limits.headers or block.translate(_CTL_TO_NUL, _FIELD_BYTES) != b"\r\n" * (
-        count - 1
-    ):
+    if count > limits.headers:
         return None
-    if b"\t" in block or b"  " in block or b" \r" in block or block[-1:] == b" ":
-        colons: tuple[bytes, ...] = (b"",)  # the OWS may be anything: see below
-    else:
-        # The usual shape: one space after the colon, none at the end.
+    # The usual shape, checked with a few C loops: no control character (a tab included,
+    # and CR or LF outside the CRLFs between lines), no space at the end of a line, and each
+    # line split at its first ": " with no space after it.
+    usual = 0 not in b"".join(lines).translate(_UNUSUAL_TO_NUL) and not (
+        b" \r" in block or block[-1:] == b" "
+    )
+    if usual:
         names, colons, values = _zip(*[field.partition(b": ") for field in lines])
-    if b"" in colons:
+        usual = b"" not in colons and min(values)[:1] != b" "
+    if not usual:
+        # No CR or LF outside the CRLF pairs (RFC 9112 section 2.2 allows a server to accept
+        # a bare LF; h11 does, so it decides), no control character (RFC 9110 section 5.5).
+        if block.translate(_CTL_TO_NUL, _FIELD_BYTES) != b"\r\n" * (count - 1):
+            return None
         names, colons, values = _zip(*[field.partition(b":") for field in lines])
         if b"" in colons:
             return None
