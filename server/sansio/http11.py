@@ -155,11 +155,6 @@ class HTTP11Connection:
         self.body_complete = False
         self.body_received = 0
 
-    # --- compatibility names for the limits ----------------------------------------------
-    @property
-    def limit_body(self) -> int | None:
-        return self.limits.body
-
     # --- input ---------------------------------------------------------------------------
     def receive_data(self, data: bytes) -> None:
         if not self._fed and data[:1] in (b"\r", b"\n"):
