@@ -241,6 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="time allowed to receive a request head",
     )
     opt(
+        "timeout_request_body",
+        "--timeout-request-body",
+        help="give up a request body that makes no progress for this long (408)",
+    )
+    opt(
         "timeout_graceful_shutdown",
         "--timeout-graceful-shutdown",
         help="wait this long for in-flight requests on shutdown",

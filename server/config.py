@@ -63,6 +63,8 @@ class Config:
     # Timeouts (seconds).
     timeout_keep_alive: float = 5.0
     timeout_request_header: float = 10.0
+    # A request body that makes no progress for this long is given up (408 if no response).
+    timeout_request_body: float = 10.0
     timeout_graceful_shutdown: float = 30.0
     application_close_timeout: float = 10.0
 
@@ -142,6 +144,7 @@ def _positive(name: str, value: float | None, *, allow_none: bool = False) -> No
 _FLOAT_FIELDS = (
     "timeout_keep_alive",
     "timeout_request_header",
+    "timeout_request_body",
     "timeout_graceful_shutdown",
     "application_close_timeout",
     "ws_ping_interval",
@@ -161,7 +164,12 @@ def _validate(c: Config) -> None:
         raise ConfigError(f"--port must be between 0 and 65535, got {c.port}")
     if c.backlog < 1:
         raise ConfigError(f"--backlog must be at least 1, got {c.backlog}")
-    for name in ("timeout_keep_alive", "timeout_request_header", "ws_connect_timeout"):
+    for name in (
+        "timeout_keep_alive",
+        "timeout_request_header",
+        "timeout_request_body",
+        "ws_connect_timeout",
+    ):
         _positive(name, getattr(c, name))
     for name in ("timeout_graceful_shutdown", "application_close_timeout"):
         if getattr(c, name) < 0:

@@ -247,7 +247,10 @@ def test_full_mode_plan_covers_every_workload_and_bounds_the_big_runs(tmp_path: 
     s.redis_url = "redis://127.0.0.1:1/0"
     plan = {w.id: cli.servers_for(w, args) for w in catalog(s)}
     assert set(plan) == {
+        "A-varied",
         "A",
+        "A-close-10",
+        "A-close-11",
         "F",
         "B-plain",
         "B-router",
@@ -264,7 +267,7 @@ def test_full_mode_plan_covers_every_workload_and_bounds_the_big_runs(tmp_path: 
     quick = cli.parse(["run", "--quick", "--workloads", "A,D"])
     qs = cli.settings_for(quick, tmp_path)
     chosen = [w.id for w in catalog(qs) if cli._selected(w, quick.workloads)]
-    assert chosen == ["A", "D-memory-500"]
+    assert chosen == ["A-varied", "A", "A-close-10", "A-close-11", "D-memory-500"]
     assert cli.servers_for(catalog(qs)[0], quick) == ["ours", "granian", "uvicorn-httptools"]
 
 
