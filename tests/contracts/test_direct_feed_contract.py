@@ -38,9 +38,9 @@ WAIT = 10.0
 class Feed:
     source: Any
     produce: Callable[[int], Awaitable[None]]
+    # Payloads end with "," so that sources whose messages coalesce (an HTTP body arrives as
+    # whatever chunks are buffered) are checked by the same cases.
     payload: Callable[[Any], str]
-    # Messages of some sources coalesce (an HTTP body arrives as whatever chunks are buffered).
-    coalesces: bool = False
     cleanup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
@@ -69,9 +69,7 @@ async def _http_request_cycle() -> Feed:
         while state.tasks:
             await asyncio.wait(list(state.tasks))
 
-    return Feed(
-        receive, produce, lambda m: m["body"].decode(), coalesces=True, cleanup=[close]
-    )
+    return Feed(receive, produce, lambda m: m["body"].decode(), cleanup=[close])
 
 
 async def _websocket_receive() -> Feed:
