@@ -380,4 +380,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # e.g. --access-log-file in a missing directory
         report_error(f"--access-log-file {config.access_log_file}: {exc.strerror or exc}")
         return EXIT_USAGE
+    from server.installation import installation_problem
+
+    # Before the app is imported: a foreign ``channels`` would otherwise fail in odd ways later.
+    problem = installation_problem()
+    if problem is not None:
+        report_error(problem)
+        return EXIT_USAGE
     return run_config(config)
