@@ -63,9 +63,9 @@ def package_files(root: Path, *packages: str) -> dict[str, bytes]:
     files: dict[str, bytes] = {}
     for package in packages:
         for path in sorted((root / package).rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts:
-                if path.suffix == ".py" or path.name == "py.typed":
-                    files[path.relative_to(root).as_posix()] = path.read_bytes()
+            wanted = path.suffix == ".py" or path.name == "py.typed"
+            if wanted and path.is_file() and "__pycache__" not in path.parts:
+                files[path.relative_to(root).as_posix()] = path.read_bytes()
     return files
 
 
