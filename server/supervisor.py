@@ -380,13 +380,13 @@ def in_memory_layer_warning(workers: int) -> str | None:
     ``os.environ.setdefault``).  ``channels`` is never imported: the check reads
     ``CHANNEL_LAYERS`` and ``INSTALLED_APPS`` only.
     """
-    django_conf = sys.modules.get("django.conf")
-    if workers < 2 or (django_conf is None and not os.environ.get("DJANGO_SETTINGS_MODULE")):
+    from_env = bool(os.environ.get("DJANGO_SETTINGS_MODULE"))
+    if workers < 2 or ("django.conf" not in sys.modules and not from_env):
         return None
     try:
         from django.conf import settings
 
-        if not settings.configured and not os.environ.get("DJANGO_SETTINGS_MODULE"):
+        if not settings.configured and not from_env:
             return None
         layers = getattr(settings, "CHANNEL_LAYERS", None)
         installed = list(getattr(settings, "INSTALLED_APPS", []))
