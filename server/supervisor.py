@@ -377,20 +377,18 @@ def in_memory_layer_warning(workers: int) -> str | None:
 
     Called in a worker once its app is imported: only then are the Django settings known for
     sure (the tutorial's ``asgi.py`` sets ``DJANGO_SETTINGS_MODULE`` itself, with
-    ``os.environ.setdefault``).  ``channels`` is never imported: the check reads
+    ``os.environ.setdefault``, then ``get_asgi_application()`` configures them).  Settings the
+    app has not configured are not read: importing a settings module here would run project
+    code inside the serving event loop.  ``channels`` is never imported: the check reads
     ``CHANNEL_LAYERS`` and ``INSTALLED_APPS`` only.
     """
-    from_env = bool(os.environ.get("DJANGO_SETTINGS_MODULE"))
-    if workers < 2 or ("django.conf" not in sys.modules and not from_env):
+    django_conf = sys.modules.get("django.conf")
+    if workers < 2 or django_conf is None or not django_conf.settings.configured:
         return None
     try:
-        from django.conf import settings
-
-        if not settings.configured and not from_env:
-            return None
-        layers = getattr(settings, "CHANNEL_LAYERS", None)
-        installed = list(getattr(settings, "INSTALLED_APPS", []))
-    except Exception as exc:  # not a Django app after all, or settings it never uses
+        layers = getattr(django_conf.settings, "CHANNEL_LAYERS", None)
+        installed = list(getattr(django_conf.settings, "INSTALLED_APPS", []))
+    except Exception as exc:  # settings that fail to read are the app's to report
         logger.debug("Could not read Django settings: %s", exc)
         return None
     if not isinstance(layers, dict) or not layers.get("default"):
