@@ -263,6 +263,7 @@ class HttpProtocol(asyncio.Protocol):
         self._cycle_waiting = False
         self._shutdown = False
         self._head_bytes = False
+        self._sniff_h2c = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_kind = _NO_TIMER
         self._deadline = 0.0
@@ -289,6 +290,15 @@ class HttpProtocol(asyncio.Protocol):
             forwarded_allow_ips=config.forwarded_allow_ips,
         )
         self.state.add_connection(self)
+        if config.http2:
+            # HTTP/2 hook: TLS that chose "h2" by ALPN is handed over now; cleartext
+            # connections are sniffed for the h2c preface in the first data_received.
+            from server.protocols.h2 import alpn_is_h2, take_over
+
+            if alpn_is_h2(transport):
+                take_over(self, transport, b"")
+                return
+            self._sniff_h2c = not self.info.secure
         # Accepted while the server is stopping: serve at most one response, then close.
         self._shutdown = self.state.shutting_down
         # Slow-loris guard: the first request head must arrive within timeout_request_header.
@@ -297,6 +307,13 @@ class HttpProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
+        if self._sniff_h2c:
+            self._sniff_h2c = False
+            if data[:3] == b"PRI":  # RFC 9113 section 3.4: the preface starts "PRI * HTTP/2.0"
+                from server.protocols.h2 import take_over
+
+                take_over(self, self.transport, data)
+                return
         self.parser.receive_data(data)
         self._process()
         if self.cycle is None and not self.closed and self.parser.buffered:

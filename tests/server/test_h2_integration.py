@@ -1,0 +1,106 @@
+"""HTTP/2 end to end on real sockets: h2c with prior knowledge, the h2 library as a client,
+httpx with http2=True, request/response streaming, trailers, HEAD, 100-continue, pathsend."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+
+from tests.server.apps import h2app
+from tests.support.h2client import H2Client
+from tests.support.live import serve
+
+
+async def test_h2c_prior_knowledge_get() -> None:
+    async with serve(h2app.app) as srv, H2Client.connect(srv.port) as client:
+        sid = client.request("GET", "/scope?x=1", [("cookie", "a=1"), ("cookie", "b=2")])
+        response = await client.response(sid)
+        assert response.status == 200
+        info = json.loads(response.body)
+        assert info["http_version"] == "2"
+        assert info["scheme"] == "http"
+        assert info["path"] == "/scope"
+        assert info["query_string"] == "x=1"
+        # :authority becomes the first header, as "host"; cookie crumbs are joined.
+        assert info["headers"][0] == ["host", "127.0.0.1"]
+        assert ["cookie", "a=1; b=2"] in info["headers"]
+        assert "http.response.trailers" in info["extensions"]
+        assert response.header(b"date") is not None
+        assert response.header(b"server") == b"channels-server"
+
+
+async def test_many_streams_on_one_connection() -> None:
+    async with serve(h2app.app) as srv, H2Client.connect(srv.port) as client:
+        sids = [client.request("POST", "/echo", body=b"body %d" % i) for i in range(20)]
+        for i, sid in enumerate(sids):
+            response = await client.response(sid)
+            assert response.status == 200
+            assert bytes(response.body) == b"body %d" % i
+
+
+async def test_httpx_http2() -> None:
+    async with serve(h2app.app) as srv, httpx.AsyncClient(http1=False, http2=True) as client:
+        r = await client.get(srv.url + "/")
+        assert r.http_version == "HTTP/2"
+        assert r.text == "hello"
+        r = await client.post(srv.url + "/echo", content=b"x" * 300_000)
+        assert r.http_version == "HTTP/2"
+        assert r.content == b"x" * 300_000
+
+
+async def test_http11_still_served_with_http2_on() -> None:
+    async with serve(h2app.app) as srv, httpx.AsyncClient() as client:
+        r = await client.get(srv.url + "/scope")
+        assert r.http_version == "HTTP/1.1"
+        assert r.json()["http_version"] == "1.1"
+
+
+async def test_no_http2_refuses_the_preface() -> None:
+    async with serve(h2app.app, http2=False) as srv, H2Client.connect(srv.port) as client:
+        client.request("GET", "/")
+        await client.wait_closed()
+        assert client.goaway is None  # an HTTP/1.1 error answer, not HTTP/2
+
+
+async def test_trailers_and_head() -> None:
+    async with serve(h2app.app) as srv, H2Client.connect(srv.port) as client:
+        sid = client.request("GET", "/trailers")
+        response = await client.response(sid)
+        assert bytes(response.body) == b"part1part2"
+        assert response.trailers == [(b"x-checksum", b"abc")]
+        sid = client.request("HEAD", "/")
+        response = await client.response(sid)
+        assert response.status == 200
+        assert response.body == b""
+        assert response.header(b"content-length") == b"5"
+
+
+async def test_expect_100_continue() -> None:
+    async with serve(h2app.app) as srv, H2Client.connect(srv.port) as client:
+        sid = client.request("POST", "/echo", [("expect", "100-continue")], end=False)
+        await client.until(lambda: client.responses[sid].interim == [100])
+        client.conn.send_data(sid, b"after continue", end_stream=True)
+        client.flush()
+        response = await client.response(sid)
+        assert bytes(response.body) == b"after continue"
+
+
+async def test_pathsend(tmp_path: Path) -> None:
+    data = bytes(range(256)) * 1000  # larger than the 64 KiB initial window
+    target = tmp_path / "data.bin"
+    target.write_bytes(data)
+    async with serve(h2app.app) as srv, httpx.AsyncClient(http1=False, http2=True) as client:
+        r = await client.get(srv.url + "/file", headers={"x-file": str(target)})
+        assert r.content == data
+        assert r.headers["content-length"] == str(len(data))
+
+
+async def test_app_error_is_a_500_and_the_connection_lives_on() -> None:
+    async with serve(h2app.app) as srv, H2Client.connect(srv.port) as client:
+        sid = client.request("GET", "/boom")
+        response = await client.response(sid)
+        assert response.status == 500
+        sid = client.request("GET", "/")
+        assert (await client.response(sid)).status == 200
