@@ -51,6 +51,8 @@ logger = logging.getLogger("server.http")
 FILE_CHUNK: Final = 256 * 1024
 
 _DISCONNECT: Final = {"type": "http.disconnect"}
+# How long a connection ended by an error GOAWAY stays open to discard the client's input.
+LINGER_TIMEOUT: Final = 2.0
 
 
 def alpn_is_h2(transport: asyncio.BaseTransport) -> bool:
@@ -588,12 +590,23 @@ class H2Protocol(asyncio.Protocol):
                 )
                 self.flush()
                 self._lose_streams()
-                self.close()
+                self._linger()
                 return
         self.flush()
 
     def eof_received(self) -> bool | None:
         return None
+
+    def _linger(self) -> None:
+        """Close after a GOAWAY for an error while the client may still be sending: closing
+        at once would make the kernel answer its unread bytes with a RST, which can destroy
+        the GOAWAY before the client reads it.  Input is discarded from now on; the socket
+        closes when the client closes or after ``LINGER_TIMEOUT``."""
+        self.closed = True
+        transport = self.transport
+        if transport.can_write_eof():
+            transport.write_eof()
+        self.loop.call_later(LINGER_TIMEOUT, transport.close)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True

@@ -34,6 +34,7 @@ import h2.events
 import h2.exceptions
 import h2.settings
 from h2.errors import ErrorCodes
+from hyperframe.frame import GoAwayFrame
 
 from server.sansio.http11 import ASGIProtocolError
 
@@ -328,6 +329,7 @@ class H2Server:
         "_active",
         "_conn",
         "_failed",
+        "_out",
         "_resets",
         "_scanner",
         "going_away",
@@ -367,6 +369,7 @@ class H2Server:
         # Streams whose application has not returned yet (the concurrency that costs us).
         self._active: set[int] = set()
         self._failed = False
+        self._out = bytearray()  # frames we build ourselves, written before h2's output
         self.going_away = False
         self.last_stream_id = 0
 
@@ -470,6 +473,10 @@ class H2Server:
 
     # --- output ---------------------------------------------------------------------------
     def data_to_send(self) -> bytes:
+        if self._out:
+            out = bytes(self._out) + self._conn.data_to_send()
+            self._out.clear()
+            return out
         return self._conn.data_to_send()
 
     def acknowledge(self, stream_id: int, size: int) -> None:
@@ -539,7 +546,11 @@ class H2Server:
         if self.going_away or self._failed:
             return
         self.going_away = True
-        self._conn.close_connection(code, last_stream_id=self.last_stream_id)
+        # Built by hand: h2's close_connection() moves its state machine to CLOSED, after
+        # which it refuses to send the responses of the streams still in flight.
+        frame = GoAwayFrame(0, last_stream_id=self.last_stream_id, error_code=int(code))
+        self._out += self._conn.data_to_send()
+        self._out += frame.serialize()
 
 
 # --- ASGI http.response.* rules for a stream ---------------------------------------------------

@@ -64,6 +64,7 @@ class H2Client:
         self.remote_settings: dict[int, int] = {}
         self.window_updates: list[tuple[int, int]] = []
         self._all: list[h2.events.Event] = []
+        self._after_goaway = bytearray()
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -149,9 +150,17 @@ class H2Client:
 
     async def events(self, timeout: float = WAIT) -> list[Any]:
         """Read once and return the h2 events (empty list when the server closed)."""
-        data = await asyncio.wait_for(self.reader.read(2**16), timeout)
+        try:
+            data = await asyncio.wait_for(self.reader.read(2**16), timeout)
+        except ConnectionResetError:
+            data = b""
         if not data:
             self.closed = True
+            return []
+        if self.goaway is not None:
+            # h2 treats a connection as dead once GOAWAY arrived, but streams below the last
+            # stream id go on (RFC 9113 section 6.8): read their frames by hand.
+            self._read_after_goaway(data)
             return []
         try:
             events = self.conn.receive_data(data)
@@ -161,7 +170,37 @@ class H2Client:
         for event in events:
             self._record(event)
         self.flush()
+        if self.goaway is not None:
+            self._read_after_goaway(self.conn.incoming_buffer._data)
         return events
+
+    def _read_after_goaway(self, data: bytes | bytearray) -> None:
+        buf = self._after_goaway
+        buf += data
+        while len(buf) >= 9:
+            length = int.from_bytes(buf[:3], "big")
+            if len(buf) < 9 + length:
+                return
+            kind, flags = buf[3], buf[4]
+            sid = int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF
+            payload = bytes(buf[9 : 9 + length])
+            del buf[: 9 + length]
+            response = self.responses.get(sid)
+            if response is None:
+                continue
+            if kind == 0x1:  # HEADERS (the server never pads or sends priority)
+                fields = list(self.conn.decoder.decode(payload, raw=True))
+                if response.status:
+                    response.trailers = fields
+                else:
+                    response.headers = fields
+                    response.status = int(response.header(b":status") or 0)
+            elif kind == 0x0:
+                response.body += payload
+            elif kind == 0x3:
+                response.reset = int.from_bytes(payload, "big")
+            if kind in (0x0, 0x1) and flags & 0x1:
+                response.ended = True
 
     def _record(self, event: Any) -> None:
         self._all.append(event)

@@ -23,6 +23,30 @@ from server.types import Receive, Scope, Send
 
 EVENTS: list[Any] = []
 RELEASE: asyncio.Event | None = None
+_changed: asyncio.Event | None = None
+
+
+def reset() -> asyncio.Event:
+    """Clear the records; returns a fresh RELEASE event for /slow."""
+    global RELEASE, _changed
+    EVENTS.clear()
+    RELEASE = asyncio.Event()
+    _changed = asyncio.Event()
+    return RELEASE
+
+
+def record(item: Any) -> None:
+    EVENTS.append(item)
+    if _changed is not None:
+        _changed.set()
+
+
+async def wait_for_record(item: Any) -> None:
+    """Return once ``item`` was recorded by the app (call ``reset()`` first)."""
+    assert _changed is not None
+    while item not in EVENTS:
+        _changed.clear()
+        await _changed.wait()
 
 
 async def _respond(send: Send, body: bytes, status: int = 200, **extra: Any) -> None:
@@ -70,7 +94,7 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
                 {"type": "http.response.body", "body": bytes([65 + i % 26]) * 16384, "more_body": True}
             )
         await send({"type": "http.response.body", "body": b""})
-        EVENTS.append(("stream-done", count))
+        record(("stream-done", count))
     elif path == "/trailers":
         await send({"type": "http.response.start", "status": 200, "headers": [], "trailers": True})
         await send({"type": "http.response.body", "body": b"part1", "more_body": True})
@@ -88,9 +112,10 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
             message = await receive()
         if message["type"] == "http.request":
             message = await receive()
-        EVENTS.append(message["type"])
+        record(message["type"])
     elif path == "/slow":
         assert RELEASE is not None
+        record("slow-started")
         await RELEASE.wait()
         await _respond(send, b"finished")
     elif path == "/boom":
