@@ -40,6 +40,7 @@ from server.sansio.h2 import (
     trailer_fields,
 )
 from server.sansio.http11 import ASGIProtocolError, RequestHead
+from server.sansio.websocket import ClientDisconnected
 from server.sansio.scope import ConnectionInfo, http_scope, websocket_scope
 from server.state import ServerState
 from server.types import ASGIApp, Message
@@ -111,6 +112,9 @@ class FlowStream:
         raise NotImplementedError
 
     async def send(self, message: Message) -> None:
+        raise NotImplementedError
+
+    async def __call__(self) -> Message:
         raise NotImplementedError
 
     def window_changed(self) -> None:
@@ -755,6 +759,8 @@ class H2Protocol(asyncio.Protocol):
         except asyncio.CancelledError:
             stream.app_failed()
             raise
+        except ClientDisconnected:
+            stream.app_returned()  # ASGI 2.4: our "connection closed" is not an app error
         except BaseException:
             logger.exception("Exception in ASGI application")
             stream.app_failed()

@@ -80,18 +80,7 @@ async def test_large_upload_flows_through_window_updates() -> None:
         await _settled(client)
         sid = client.request("POST", "/echo", end=False)
         payload = bytes(range(256)) * 4096  # 1 MiB, many stream windows
-        sent = 0
-        while sent < len(payload):
-            window = client.conn.local_flow_control_window(sid)
-            if window == 0:
-                await client.events()
-                continue
-            size = min(window, client.conn.max_outbound_frame_size, len(payload) - sent)
-            client.conn.send_data(sid, payload[sent : sent + size])
-            client.flush()
-            sent += size
-        client.conn.end_stream(sid)
-        client.flush()
+        await client.send_body(sid, payload, end=True)
         response = client.responses[sid]
         received = 0
         while not response.ended:

@@ -227,6 +227,24 @@ class H2Client:
         elif isinstance(event, h2.events.WindowUpdated):
             self.window_updates.append((event.stream_id or 0, event.delta or 0))
 
+    async def send_body(self, sid: int, data: bytes, *, end: bool = False) -> None:
+        """Send ``data`` on ``sid`` in frames that fit the windows, reading while they are
+        shut (the server's WINDOW_UPDATEs open them)."""
+        conn = self.conn
+        sent = 0
+        while sent < len(data):
+            window = conn.local_flow_control_window(sid)
+            if window == 0:
+                await self.events()
+                continue
+            size = min(window, conn.max_outbound_frame_size, len(data) - sent)
+            conn.send_data(sid, data[sent : sent + size])
+            self.flush()
+            sent += size
+        if end:
+            conn.end_stream(sid)
+            self.flush()
+
     def acknowledge(self, sid: int, size: int) -> None:
         self.conn.acknowledge_received_data(size, sid)
         self.flush()
