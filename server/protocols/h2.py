@@ -40,8 +40,8 @@ from server.sansio.h2 import (
     trailer_fields,
 )
 from server.sansio.http11 import ASGIProtocolError, RequestHead
-from server.sansio.websocket import ClientDisconnected
 from server.sansio.scope import ConnectionInfo, http_scope, websocket_scope
+from server.sansio.websocket import ClientDisconnected
 from server.state import ServerState
 from server.types import ASGIApp, Message
 
@@ -445,7 +445,6 @@ class Stream(FlowStream):
             self.proto.h2.reset(self.stream_id, ErrorCodes.INTERNAL_ERROR)
             self.lost()
             self.proto.flush()
-
 
     # --- end of the application -----------------------------------------------------------
     def app_failed(self) -> None:

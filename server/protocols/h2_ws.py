@@ -186,7 +186,11 @@ class WebSocketStream(FlowStream):
             await self.proto.flow.drain()
 
     def _end_if_closed(self) -> None:
-        if (self.conn.state is State.CLOSED or self._end_after) and not self._out and not self._ended:
+        if (
+            (self.conn.state is State.CLOSED or self._end_after)
+            and not self._out
+            and not self._ended
+        ):
             self._ended = True
             if not self.disconnected:
                 self.proto.h2.end_stream(self.stream_id)

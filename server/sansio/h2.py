@@ -24,6 +24,7 @@ What this module adds to the ``h2`` library (RFC 9113):
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -142,16 +143,19 @@ class _FrameScanner:
                     if flags & _FLAG_END_HEADERS:
                         self._block = -1
                 # (a CONTINUATION outside a block is h2's protocol error to report)
-            elif kind == _PING or kind == _SETTINGS:
+            elif kind in (_PING, _SETTINGS):
                 if not flags & _FLAG_ACK and not self._buckets[kind].take(now):
                     return "PING flood" if kind == _PING else "SETTINGS flood"
             elif kind == _PRIORITY:
                 if not self._buckets[_PRIORITY].take(now):
                     return "PRIORITY flood"
-            elif kind == _DATA:
-                if length == 0 and not flags & _FLAG_END_STREAM:
-                    if not self._buckets[_DATA].take(now):
-                        return "empty DATA frame flood"
+            elif (
+                kind == _DATA
+                and length == 0
+                and not flags & _FLAG_END_STREAM
+                and not self._buckets[_DATA].take(now)
+            ):
+                return "empty DATA frame flood"
             if self._block > self.max_block:
                 return "header block too large"
         return None
@@ -255,7 +259,9 @@ def parse_head(fields: Iterable[tuple[bytes, bytes]], *, max_fields: int) -> H2H
             head.websocket = True  # RFC 8441 section 4: extended CONNECT
         else:
             raise HeadError(405, "CONNECT is not supported")
-    elif not head.target.startswith(b"/") and not (head.method == b"OPTIONS" and head.target == b"*"):
+    elif not head.target.startswith(b"/") and not (
+        head.method == b"OPTIONS" and head.target == b"*"
+    ):
         raise HeadError(400, "invalid :path")
     return head
 
@@ -356,7 +362,7 @@ class H2Server:
         # HPACK bomb guard from the first HEADERS frame on: h2 only applies our advertised
         # SETTINGS_MAX_HEADER_LIST_SIZE when the client has acknowledged it.
         conn.decoder.max_header_list_size = max_header_list_size
-        settings: dict[h2.settings.SettingCodes | int, int] = {
+        settings: dict[h2.settings.SettingCodes, int] = {
             h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: max_concurrent_streams,
             h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: max_header_list_size,
             h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
@@ -452,7 +458,7 @@ class H2Server:
             self._conn.reset_stream(sid, ErrorCodes.REFUSED_STREAM)
             return Refused(sid, 0, "too many streams in progress")
         try:
-            head = parse_head(event.headers or (), max_fields=self.max_fields)  # type: ignore[arg-type]
+            head = parse_head(event.headers or (), max_fields=self.max_fields)
         except HeadError as exc:
             return Refused(sid, exc.status, exc.reason)
         self._active.add(sid)
@@ -535,10 +541,8 @@ class H2Server:
         return True
 
     def reset(self, stream_id: int, code: ErrorCodes = ErrorCodes.CANCEL) -> None:
-        try:
+        with contextlib.suppress(h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
             self._conn.reset_stream(stream_id, code)
-        except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
-            pass
 
     def goaway(self, code: ErrorCodes = ErrorCodes.NO_ERROR) -> None:
         """Graceful shutdown (RFC 9113 section 6.8): no new streams after the last one we
@@ -567,7 +571,9 @@ def response_headers(
         try:
             name, value = pair
         except (TypeError, ValueError):
-            raise ASGIProtocolError("http.response.start: headers must be [name, value] pairs")
+            raise ASGIProtocolError(
+                "http.response.start: headers must be [name, value] pairs"
+            ) from None
         if not isinstance(name, bytes | bytearray) or not isinstance(value, bytes | bytearray):
             raise ASGIProtocolError("http.response.start: header names and values must be bytes")
         lname = bytes(name).lower()
@@ -580,9 +586,7 @@ def response_headers(
             continue  # RFC 9113 section 8.2.2: MUST NOT be sent; HTTP/2 frames the body itself
         if lname == b"content-length":
             if not value.isdigit():
-                raise ASGIProtocolError(
-                    f"http.response.start: invalid content-length {value!r}"
-                )
+                raise ASGIProtocolError(f"http.response.start: invalid content-length {value!r}")
             content_length = int(value)
         elif lname == b"date":
             has_date = True

@@ -23,13 +23,15 @@ async def _settled(client: H2Client) -> None:
 
 
 async def test_settings_advertised() -> None:
-    async with serve(h2app.app, http2_max_concurrent_streams=7, limit_request_header_size=5000) as srv:
-        async with H2Client.connect(srv.port) as client:
-            await _settled(client)
-            codes = h2.settings.SettingCodes
-            assert client.remote_settings[codes.MAX_CONCURRENT_STREAMS] == 7
-            assert client.remote_settings[codes.MAX_HEADER_LIST_SIZE] == 5000
-            assert client.remote_settings[codes.ENABLE_CONNECT_PROTOCOL] == 1
+    async with (
+        serve(h2app.app, http2_max_concurrent_streams=7, limit_request_header_size=5000) as srv,
+        H2Client.connect(srv.port) as client,
+    ):
+        await _settled(client)
+        codes = h2.settings.SettingCodes
+        assert client.remote_settings[codes.MAX_CONCURRENT_STREAMS] == 7
+        assert client.remote_settings[codes.MAX_HEADER_LIST_SIZE] == 5000
+        assert client.remote_settings[codes.ENABLE_CONNECT_PROTOCOL] == 1
 
 
 async def test_response_respects_a_small_client_window() -> None:
@@ -63,7 +65,9 @@ async def test_request_window_opens_only_as_the_app_reads() -> None:
         client.conn.send_data(sid, b"x" * (window % 16384))
         client.conn.ping(b"12345678")
         client.flush()
-        await client.until(lambda: any(isinstance(e, h2.events.PingAckReceived) for e in client._all))
+        await client.until(
+            lambda: any(isinstance(e, h2.events.PingAckReceived) for e in client._all)
+        )
         # The app has not read: no WINDOW_UPDATE for the stream, the client may not send more.
         assert not [u for u in client.window_updates if u[0] == sid]
         assert client.conn.local_flow_control_window(sid) == 0
@@ -105,73 +109,83 @@ async def test_reset_stream_delivers_http_disconnect() -> None:
 async def test_zero_window_held_forever_resets_the_stream() -> None:
     h2app.reset()
     closed = {h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0}
-    async with serve(h2app.app, http2_send_timeout=0.3) as srv:
-        async with H2Client.connect(srv.port, settings=closed) as client:
-            sid = client.request("GET", "/stream?n=2")
-            response = await client.response(sid)
-            assert response.status == 200
-            assert response.reset == int(ErrorCodes.CANCEL)
-            await asyncio.wait_for(h2app.wait_for_record(("stream-done", 2)), 10)
+    async with (
+        serve(h2app.app, http2_send_timeout=0.3) as srv,
+        H2Client.connect(srv.port, settings=closed) as client,
+    ):
+        sid = client.request("GET", "/stream?n=2")
+        response = await client.response(sid)
+        assert response.status == 200
+        assert response.reset == int(ErrorCodes.CANCEL)
+        await asyncio.wait_for(h2app.wait_for_record(("stream-done", 2)), 10)
 
 
 async def test_streams_of_running_apps_count_against_the_limit() -> None:
     release = h2app.reset()
-    async with serve(h2app.app, http2_max_concurrent_streams=2) as srv:
-        async with H2Client.connect(srv.port) as client:
-            await _settled(client)
-            first = [client.request("GET", "/slow") for _ in range(2)]
-            await h2app.wait_for_record("slow-started")
-            for sid in first:
-                client.conn.reset_stream(sid, ErrorCodes.CANCEL)
-            # The client's h2 sees no open stream; our two apps still run.
-            sid = client.request("GET", "/")
-            response = await client.response(sid)
-            assert response.reset == int(ErrorCodes.REFUSED_STREAM)
-            release.set()
+    async with (
+        serve(h2app.app, http2_max_concurrent_streams=2) as srv,
+        H2Client.connect(srv.port) as client,
+    ):
+        await _settled(client)
+        first = [client.request("GET", "/slow") for _ in range(2)]
+        await h2app.wait_for_record("slow-started")
+        for sid in first:
+            client.conn.reset_stream(sid, ErrorCodes.CANCEL)
+        # The client's h2 sees no open stream; our two apps still run.
+        sid = client.request("GET", "/")
+        response = await client.response(sid)
+        assert response.reset == int(ErrorCodes.REFUSED_STREAM)
+        release.set()
 
 
 async def test_rapid_reset_gets_goaway_enhance_your_calm() -> None:
-    async with serve(h2app.app, http2_max_concurrent_streams=1000) as srv:
-        async with H2Client.connect(srv.port) as client:
-            await _settled(client)
-            for _ in range(400):
-                sid = client.request("GET", "/")
-                client.conn.reset_stream(sid, ErrorCodes.CANCEL)
-            client.flush()
-            await client.until(lambda: client.goaway is not None)
-            assert client.goaway is not None
-            assert client.goaway.error_code == ENHANCE_YOUR_CALM
+    async with (
+        serve(h2app.app, http2_max_concurrent_streams=1000) as srv,
+        H2Client.connect(srv.port) as client,
+    ):
+        await _settled(client)
+        for _ in range(400):
+            sid = client.request("GET", "/")
+            client.conn.reset_stream(sid, ErrorCodes.CANCEL)
+        client.flush()
+        await client.until(lambda: client.goaway is not None)
+        assert client.goaway is not None
+        assert client.goaway.error_code == ENHANCE_YOUR_CALM
 
 
 async def test_continuation_flood_is_refused_early() -> None:
-    async with serve(h2app.app, limit_request_header_size=8192) as srv:
-        async with H2Client.connect(srv.port) as client:
-            await _settled(client)
-            block = client.conn.encoder.encode(
-                [(b":method", b"GET"), (b":path", b"/"), (b":scheme", b"http")]
-            )
-            client.raw(frame(0x1, 0x0, 1, block))  # HEADERS without END_HEADERS
-            junk = b"\x40\x01a\x01b" * 3000  # literal fields, never an END_HEADERS
-            for _ in range(3):
-                client.raw(frame(0x9, 0x0, 1, junk[:16384]))
-            await client.until(lambda: client.goaway is not None)
-            assert client.goaway is not None
-            assert client.goaway.error_code == ENHANCE_YOUR_CALM
+    async with (
+        serve(h2app.app, limit_request_header_size=8192) as srv,
+        H2Client.connect(srv.port) as client,
+    ):
+        await _settled(client)
+        block = client.conn.encoder.encode(
+            [(b":method", b"GET"), (b":path", b"/"), (b":scheme", b"http")]
+        )
+        client.raw(frame(0x1, 0x0, 1, block))  # HEADERS without END_HEADERS
+        junk = b"\x40\x01a\x01b" * 3000  # literal fields, never an END_HEADERS
+        for _ in range(3):
+            client.raw(frame(0x9, 0x0, 1, junk[:16384]))
+        await client.until(lambda: client.goaway is not None)
+        assert client.goaway is not None
+        assert client.goaway.error_code == ENHANCE_YOUR_CALM
 
 
 async def test_hpack_bomb_is_refused() -> None:
-    async with serve(h2app.app, limit_request_header_size=4096) as srv:
-        async with H2Client.connect(srv.port) as client:
-            await _settled(client)
-            big = ("x-big", "a" * 3000)
-            sid = client.request("GET", "/", [big])
-            assert (await client.response(sid)).status == 200
-            # The encoder now refers to the table entry: a few bytes on the wire decode to
-            # 20 x 3000 bytes.
-            client.request("GET", "/", [big] * 20)
-            await client.until(lambda: client.goaway is not None)
-            assert client.goaway is not None
-            assert client.goaway.error_code == ENHANCE_YOUR_CALM
+    async with (
+        serve(h2app.app, limit_request_header_size=4096) as srv,
+        H2Client.connect(srv.port) as client,
+    ):
+        await _settled(client)
+        big = ("x-big", "a" * 3000)
+        sid = client.request("GET", "/", [big])
+        assert (await client.response(sid)).status == 200
+        # The encoder now refers to the table entry: a few bytes on the wire decode to
+        # 20 x 3000 bytes.
+        client.request("GET", "/", [big] * 20)
+        await client.until(lambda: client.goaway is not None)
+        assert client.goaway is not None
+        assert client.goaway.error_code == ENHANCE_YOUR_CALM
 
 
 async def test_ping_flood() -> None:

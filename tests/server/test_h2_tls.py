@@ -22,7 +22,9 @@ WAIT = 10.0
 
 
 @pytest.fixture
-async def tls_server(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[tuple[int, Path]]:
+async def tls_server(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[tuple[int, Path]]:
     cert, key = make_self_signed(tmp_path)
     options: dict[str, Any] = getattr(request, "param", {})
     config = Config(

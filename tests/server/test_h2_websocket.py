@@ -32,7 +32,18 @@ async def ws_app(scope: Scope, receive: Receive, send: Send) -> None:
         return
     subprotocol = scope["subprotocols"][0] if scope["subprotocols"] else None
     await send({"type": "websocket.accept", "subprotocol": subprotocol})
-    await send({"type": "websocket.send", "text": json.dumps({"http_version": scope["http_version"], "scheme": scope["scheme"], "path": scope["path"]})})
+    await send(
+        {
+            "type": "websocket.send",
+            "text": json.dumps(
+                {
+                    "http_version": scope["http_version"],
+                    "scheme": scope["scheme"],
+                    "path": scope["path"],
+                }
+            ),
+        }
+    )
     while True:
         message = await receive()
         if message["type"] == "websocket.disconnect":
@@ -93,7 +104,9 @@ class WsOverH2:
                 raise ConnectionError("closed")
 
 
-async def _open(client: H2Client, path: str, headers: list[tuple[str, str]] | None = None) -> WsOverH2:
+async def _open(
+    client: H2Client, path: str, headers: list[tuple[str, str]] | None = None
+) -> WsOverH2:
     sid = client.extended_connect(path, headers)
     await client.until(lambda: client.responses[sid].status != 0 or client.responses[sid].ended)
     return WsOverH2(client, sid)

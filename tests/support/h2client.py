@@ -30,9 +30,12 @@ WAIT = 10.0
 
 def frame(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
     """One HTTP/2 frame (RFC 9113 section 4.1), built by hand."""
-    return struct.pack(">I", len(payload))[1:] + bytes((kind, flags)) + struct.pack(
-        ">I", stream_id
-    ) + payload
+    return (
+        struct.pack(">I", len(payload))[1:]
+        + bytes((kind, flags))
+        + struct.pack(">I", stream_id)
+        + payload
+    )
 
 
 @dataclass
@@ -81,9 +84,7 @@ class H2Client:
         )
         client = cls(reader, writer)
         if settings:
-            client.conn.local_settings = h2.settings.Settings(
-                client=True, initial_values=settings
-            )
+            client.conn.local_settings = h2.settings.Settings(client=True, initial_values=settings)
         client.conn.initiate_connection()
         client.flush()
         try:
@@ -148,10 +149,10 @@ class H2Client:
         self.flush()
         return sid
 
-    async def events(self, timeout: float = WAIT) -> list[Any]:
+    async def events(self, within: float = WAIT) -> list[Any]:
         """Read once and return the h2 events (empty list when the server closed)."""
         try:
-            data = await asyncio.wait_for(self.reader.read(2**16), timeout)
+            data = await asyncio.wait_for(self.reader.read(2**16), within)
         except ConnectionResetError:
             data = b""
         if not data:
@@ -249,23 +250,23 @@ class H2Client:
         self.conn.acknowledge_received_data(size, sid)
         self.flush()
 
-    async def until(self, predicate: Any, timeout: float = WAIT) -> None:
+    async def until(self, predicate: Any, within: float = WAIT) -> None:
         """Read until ``predicate()`` holds (or the server closes)."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + within
         while not predicate():
             if self.closed:
                 raise ConnectionError("server closed the connection")
             await self.events(max(deadline - loop.time(), 0.001))
 
-    async def response(self, sid: int, timeout: float = WAIT) -> Response:
+    async def response(self, sid: int, within: float = WAIT) -> Response:
         response = self.responses[sid]
-        await self.until(lambda: response.ended or response.reset is not None, timeout)
+        await self.until(lambda: response.ended or response.reset is not None, within)
         return response
 
-    async def wait_closed(self, timeout: float = WAIT) -> None:
+    async def wait_closed(self, within: float = WAIT) -> None:
         """Read (and process) everything until the server closes the connection."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + within
         while not self.closed:
             await self.events(max(deadline - loop.time(), 0.001))

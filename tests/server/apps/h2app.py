@@ -51,7 +51,11 @@ async def wait_for_record(item: Any) -> None:
 
 async def _respond(send: Send, body: bytes, status: int = 200, **extra: Any) -> None:
     await send(
-        {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"text/plain")]}
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"text/plain")],
+        }
     )
     await send({"type": "http.response.body", "body": body, **extra})
 
@@ -91,7 +95,11 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         for i in range(count):
             await send(
-                {"type": "http.response.body", "body": bytes([65 + i % 26]) * 16384, "more_body": True}
+                {
+                    "type": "http.response.body",
+                    "body": bytes([65 + i % 26]) * 16384,
+                    "more_body": True,
+                }
             )
         await send({"type": "http.response.body", "body": b""})
         record(("stream-done", count))
