@@ -18,6 +18,9 @@ What this module adds to the ``h2`` library (RFC 9113):
   application is still running count against SETTINGS_MAX_CONCURRENT_STREAMS until the
   application returns (the caller reports that with ``stream_finished``), so cancelled
   requests cannot pile up work behind the client's back.
+  (A client that opens more streams than advertised while it still counts the earlier ones as
+  open meets h2's own check first, a connection error PROTOCOL_ERROR, where RFC 9113 section
+  5.1.2 would allow a stream error: h2 offers no way to refuse just the stream.)
 * HPACK bombs: the decoded header list is bounded by ``max_header_list_size`` from the first
   frame on (``h2`` applies the advertised setting only once the client acknowledged it).
 """
@@ -413,9 +416,8 @@ class H2Server:
                 assert isinstance(event, h2.events.DataReceived)
                 sid = event.stream_id
                 assert sid is not None
+                # (END_STREAM on a DATA frame also comes as its own StreamEnded event.)
                 out.append(Body(sid, event.data or b"", event.flow_controlled_length or 0))
-                if event.stream_ended is not None:
-                    out.append(BodyEnd(sid))
             elif kind is h2.events.RequestReceived:
                 assert isinstance(event, h2.events.RequestReceived)
                 out.append(self._request(event, event.stream_ended is not None))
