@@ -4,6 +4,8 @@ only ever end in ``Failed``; each guard trips at its bound and not before."""
 
 from __future__ import annotations
 
+import itertools
+
 import h2.config
 import h2.connection
 import pytest
@@ -17,11 +19,10 @@ from server.sansio.h2 import (
     BodyEnd,
     Event,
     Failed,
-    HeadError,
     H2Server,
+    HeadError,
     Refused,
     Request,
-    Reset,
     TokenBucket,
     parse_head,
     response_headers,
@@ -101,7 +102,7 @@ def test_whole_and_byte_at_a_time_agree() -> None:
 def test_any_split_gives_the_same_events(cuts: list[int]) -> None:
     wire = _wire()
     points = sorted({0, *cuts, len(wire)})
-    pieces = [wire[a:b] for a, b in zip(points, points[1:], strict=False)]
+    pieces = [wire[a:b] for a, b in itertools.pairwise(points)]
     assert _summary(_feed(pieces)) == _summary(_feed([wire]))
 
 
