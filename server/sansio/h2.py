@@ -355,8 +355,14 @@ class H2Server:
         max_fields: int = 100,
         enable_connect_protocol: bool = True,
     ) -> None:
+        # Outbound fields are checked once by ``response_headers`` (lower-case names, no
+        # connection-specific fields, no CR/LF/NUL), so h2's own per-field pass is skipped.
         config = h2.config.H2Configuration(
-            client_side=False, header_encoding=None, validate_inbound_headers=True
+            client_side=False,
+            header_encoding=None,
+            validate_inbound_headers=True,
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
         )
         conn = h2.connection.H2Connection(config=config)
         self._conn = conn
