@@ -18,6 +18,7 @@ import asyncio
 import logging
 import os
 from typing import Any, Final, cast
+from urllib.parse import quote
 
 from h2.errors import ErrorCodes
 
@@ -40,7 +41,7 @@ from server.sansio.h2 import (
     trailer_fields,
 )
 from server.sansio.http11 import ASGIProtocolError, RequestHead
-from server.sansio.scope import ConnectionInfo, http_scope, websocket_scope
+from server.sansio.scope import ConnectionInfo, http_scope, split_target, websocket_scope
 from server.sansio.websocket import ClientDisconnected
 from server.state import ServerState
 from server.types import ASGIApp, Message
@@ -179,6 +180,7 @@ class Stream(FlowStream):
         "head_sent",
         "headers",
         "proto",
+        "received",
         "request_done",
         "sent_length",
         "started",
@@ -196,6 +198,7 @@ class Stream(FlowStream):
         self._chunks: list[bytes] = []
         self._flow = 0  # flow-controlled bytes received and not yet acknowledged
         self.body_size = 0
+        self.received = 0  # request body bytes so far (--limit-request-body)
         self.request_done = False
         self._final_sent = False
         self.continue_pending = head.expect_continue
@@ -282,9 +285,33 @@ class Stream(FlowStream):
         if data:
             self._chunks.append(data)
             self.body_size += len(data)
+            self.received += len(data)
+            limit = self.proto.config.limit_request_body
+            if limit is not None and self.received > limit:
+                self._body_too_large()
+                return
         self._flow += flow
         if self.waiter is not None:
             self.wake()
+
+    def _body_too_large(self) -> None:
+        """--limit-request-body exceeded by a body without (or beyond) its content-length:
+        413 if no response started yet, then the stream is reset (RFC 9113 section 8.1)."""
+        proto = self.proto
+        self.proto.acknowledge(self.stream_id, self._flow)
+        self._flow = 0
+        self._chunks = []
+        self.body_size = 0
+        if not self.head_sent and not self.complete:
+            self.head_sent = True
+            self.status = 413
+            proto.respond_plain(self.stream_id, 413, "Request body too large", ended=False)
+            self.complete = True
+            proto.response_done(self)
+        else:
+            proto.h2.reset(self.stream_id, ErrorCodes.CANCEL)
+        self.lost()
+        proto.flush()
 
     def end_of_request(self) -> None:
         self.request_done = True
@@ -359,20 +386,30 @@ class Stream(FlowStream):
             raise ASGIProtocolError("response body longer than its Content-Length")
         proto = self.proto
         h2conn = proto.h2
-        ends = not more_body and not self.trailers
-        if not self.head_sent:
-            self.head_sent = True
-            if self._no_body():
-                # No DATA ever (RFC 9110 sections 9.3.2, 15.3.5, 15.4.5): the HEADERS frame
-                # ends the stream at once; later body messages are consumed silently.
+        if self._no_body():
+            # No DATA ever (RFC 9110 sections 9.3.2, 15.3.5, 15.4.5): the HEADERS frame ends
+            # the stream at once; the body messages are consumed until the last one.
+            if not self.head_sent:
+                self.head_sent = True
                 if self.head.method == b"HEAD" and limit is None and not more_body and size:
                     self.headers.append((b"content-length", b"%d" % size))
                 if not h2conn.send_headers(self.stream_id, self.headers, end_stream=True):
                     self.lost()
-                else:
-                    self._finish()
                 proto.flush()
-                return
+            if not more_body and not self.disconnected:
+                self._finish()
+            return
+        ends = not more_body and not self.trailers
+        if not more_body and limit is not None and self.sent_length + size != limit:
+            # The client would wait for bytes that never come (or count the stream as
+            # malformed, RFC 9113 section 8.1.1): it must see the response fail instead.
+            logger.error("ASGI application sent less than its Content-Length")
+            h2conn.reset(self.stream_id, ErrorCodes.INTERNAL_ERROR)
+            self.lost()
+            proto.flush()
+            return
+        if not self.head_sent:
+            self.head_sent = True
             if not more_body and limit is None and not self.trailers:
                 self.headers.append((b"content-length", b"%d" % size))
             if not h2conn.send_headers(self.stream_id, self.headers, end_stream=ends and not size):
@@ -385,12 +422,6 @@ class Stream(FlowStream):
                 self._finish()
                 proto.flush()
                 return
-        elif self.complete:
-            return
-        if self._no_body():
-            if not more_body:
-                self.complete = True
-            return
         self.sent_length += size
         await self._data(body, ends)
         if not more_body and not self.disconnected:
@@ -514,6 +545,9 @@ class H2Protocol(asyncio.Protocol):
         self.closed = False
         self._idle_timer: asyncio.TimerHandle | None = None
         self._access = AccessLog(config.access_log)
+        health = config.health_check_path
+        # Compared with the raw (percent-encoded) path, as the HTTP/1.1 protocol does.
+        self._health = quote(health).encode("ascii") if health else None
         server = config.server_name.encode("latin-1") if config.server_header else b""
         self._server = [(b"server", server)] if server else []
 
@@ -577,7 +611,7 @@ class H2Protocol(asyncio.Protocol):
             elif kind is Refused:
                 assert isinstance(event, Refused)
                 if event.status:
-                    self._respond_error(event.stream_id, event.status, event.reason)
+                    self.respond_plain(event.stream_id, event.status, event.reason, ended=False)
             elif kind is GoingAway:
                 # The client ends the connection: in-flight streams were either processed
                 # or will never be read.
@@ -696,6 +730,21 @@ class H2Protocol(asyncio.Protocol):
         assert info is not None
         head = event.head
         config = self.config
+        sid = event.stream_id
+        limit = config.limit_request_body
+        if limit is not None and head.content_length is not None and head.content_length > limit:
+            self.respond_plain(sid, 413, "Request body too large", ended=event.ended)
+            self.h2.stream_finished(sid)
+            return
+        health = self._health
+        if (
+            health is not None
+            and head.method in (b"GET", b"HEAD")
+            and split_target(head.target)[0] == health
+        ):
+            self.respond_plain(sid, 200, "OK", ended=event.ended)
+            self.h2.stream_finished(sid)
+            return
         stream: FlowStream
         if head.websocket:
             from server.protocols.h2_ws import WebSocketStream
@@ -729,8 +778,10 @@ class H2Protocol(asyncio.Protocol):
         state.tasks.add(task)
         task.add_done_callback(state.tasks.discard)
 
-    def _respond_error(self, stream_id: int, status: int, reason: str) -> None:
-        body = reason.encode("latin-1", "replace") + b"\n"
+    def respond_plain(self, stream_id: int, status: int, text: str, *, ended: bool) -> None:
+        """A response made by the server itself (errors, health check).  ``ended``: the
+        request is complete; otherwise the client is told to stop sending its body."""
+        body = text.encode("latin-1", "replace") + b"\n"
         headers = [
             (b":status", b"%d" % status),
             (b"content-type", b"text/plain; charset=utf-8"),
@@ -739,6 +790,10 @@ class H2Protocol(asyncio.Protocol):
         ]
         if self.h2.send_headers(stream_id, headers):
             self.h2.send_data(stream_id, body, True)
+            if not ended:
+                # RFC 9113 section 8.1: a complete response before the request ended; NO_ERROR
+                # asks the client to stop sending.
+                self.h2.reset(stream_id, ErrorCodes.NO_ERROR)
 
     def response_done(self, stream: Stream) -> None:
         if self._access.enabled and self.info is not None:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import httpx
+from h2.errors import ErrorCodes
 
 from tests.server.apps import h2app
 from tests.support.h2client import H2Client
@@ -104,3 +105,36 @@ async def test_app_error_is_a_500_and_the_connection_lives_on() -> None:
         assert response.status == 500
         sid = client.request("GET", "/")
         assert (await client.response(sid)).status == 200
+
+
+async def test_head_with_several_body_messages_and_a_short_body() -> None:
+    async with serve(h2app.head_chunks) as srv, H2Client.connect(srv.port) as client:
+        sid = client.request("HEAD", "/")
+        response = await client.response(sid)
+        assert response.status == 200 and response.body == b""
+        sid = client.request("GET", "/")
+        assert bytes((await client.response(sid)).body) == b"abcdef"
+        # Content-Length 10 but 5 bytes: the stream is reset, not ended as if complete.
+        sid = client.request("GET", "/short")
+        response = await client.response(sid)
+        assert response.reset == int(ErrorCodes.INTERNAL_ERROR)
+        assert not response.ended
+
+
+async def test_limit_request_body_and_health_check() -> None:
+    async with (
+        serve(h2app.app, limit_request_body=1000, health_check_path="/healthz") as srv,
+        H2Client.connect(srv.port) as client,
+    ):
+        sid = client.request("GET", "/healthz")
+        response = await client.response(sid)
+        assert (response.status, bytes(response.body)) == (200, b"OK\n")
+        # Declared too large: refused before the app runs.
+        sid = client.request("POST", "/echo", [("content-length", "5000")], end=False)
+        assert (await client.response(sid)).status == 413
+        # Streamed past the limit without a length.
+        sid = client.request("POST", "/echo", end=False)
+        await client.send_body(sid, b"x" * 2000)
+        assert (await client.response(sid)).status == 413
+        sid = client.request("POST", "/echo", body=b"y" * 1000)
+        assert bytes((await client.response(sid)).body) == b"y" * 1000

@@ -130,3 +130,17 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         raise RuntimeError("boom")
     else:
         await _respond(send, b"not found", 404)
+
+
+async def head_chunks(scope: Scope, receive: Receive, send: Send) -> None:
+    """A response in three body messages, and one that promises more than it sends."""
+    if scope["path"] == "/short":
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"10")]}
+        )
+        await send({"type": "http.response.body", "body": b"12345"})
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    for part in (b"ab", b"cd"):
+        await send({"type": "http.response.body", "body": part, "more_body": True})
+    await send({"type": "http.response.body", "body": b"ef"})
