@@ -796,16 +796,19 @@ class H2Protocol(asyncio.Protocol):
                 self.h2.reset(stream_id, ErrorCodes.NO_ERROR)
 
     def response_done(self, stream: Stream) -> None:
+        if self._access.enabled:
+            self.log_access(stream.head, stream.status)
+        stream.wake()
+
+    def log_access(self, head: H2Head, status: int) -> None:
         if self._access.enabled and self.info is not None:
-            head = stream.head
             self._access.log(
                 self.info.client,
                 head.method.decode("ascii", "replace"),
                 head.target.decode("latin-1"),
                 "2",
-                stream.status,
+                status,
             )
-        stream.wake()
 
     async def _run_app(self, stream: FlowStream) -> None:
         try:

@@ -207,6 +207,7 @@ class WebSocketStream(FlowStream):
                 head = conn.accept(message)
                 fields = [(b":status", b"200"), *_accept_fields(head)]
                 self._headers(fields, end_stream=False)
+                self.proto.log_access(self.head, 200)
                 # Frames that arrived with the CONNECT (or before the accept) were replayed.
                 self.feed(b"", 0)
                 return
@@ -251,6 +252,7 @@ class WebSocketStream(FlowStream):
         proto.flush()
 
     def _plain(self, status: int) -> None:
+        self.proto.log_access(self.head, status)
         self._headers([(b":status", b"%d" % status), (b"content-length", b"0")], end_stream=True)
 
     # --- end of the application ----------------------------------------------------------
