@@ -143,6 +143,8 @@ class FlowStream:
             # The window is empty (RFC 9113 section 6.9): wait for WINDOW_UPDATE, bounded so
             # a client cannot hold the stream (and its application) forever.
             if not await self._wait_window():
+                if self.disconnected:
+                    return  # reset by the client (or the connection went) meanwhile
                 logger.debug("stream %d: send window stayed closed, resetting", self.stream_id)
                 h2conn.reset(self.stream_id, ErrorCodes.CANCEL)
                 self.lost()

@@ -176,6 +176,8 @@ class WebSocketStream(FlowStream):
         """Wait until the queued frames went out (bounded like any HTTP/2 send)."""
         while self._out and not self.disconnected:
             if not await self._wait_window():
+                if self.disconnected:
+                    return
                 logger.debug("stream %d: send window stayed closed, resetting", self.stream_id)
                 self.proto.h2.reset(self.stream_id, ErrorCodes.CANCEL)
                 self.lost()
