@@ -138,3 +138,12 @@ async def test_limit_request_body_and_health_check() -> None:
         assert (await client.response(sid)).status == 413
         sid = client.request("POST", "/echo", body=b"y" * 1000)
         assert bytes((await client.response(sid)).body) == b"y" * 1000
+
+
+async def test_zerocopysend(tmp_path: Path) -> None:
+    data = bytes(range(256)) * 400  # 102,400 bytes: more than the initial window
+    target = tmp_path / "data.bin"
+    target.write_bytes(data)
+    async with serve(h2app.zerocopy) as srv, httpx.AsyncClient(http1=False, http2=True) as client:
+        r = await client.get(srv.url + "/", headers={"x-file": str(target)})
+        assert r.content == data[10:1010] + data[2000:]

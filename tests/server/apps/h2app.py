@@ -144,3 +144,22 @@ async def head_chunks(scope: Scope, receive: Receive, send: Send) -> None:
     for part in (b"ab", b"cd"):
         await send({"type": "http.response.body", "body": part, "more_body": True})
     await send({"type": "http.response.body", "body": b"ef"})
+
+
+async def zerocopy(scope: Scope, receive: Receive, send: Send) -> None:
+    """http.response.zerocopysend: two pieces of the file named by x-file (offset 10, 1000
+    bytes, then the rest from the file's current position)."""
+    name = dict(scope["headers"])[b"x-file"].decode()
+    with open(name, "rb") as file:  # noqa: ASYNC230 - test app, small file
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send(
+            {
+                "type": "http.response.zerocopysend",
+                "file": file,
+                "offset": 10,
+                "count": 1000,
+                "more_body": True,
+            }
+        )
+        file.seek(2000)
+        await send({"type": "http.response.zerocopysend", "file": file})
