@@ -736,7 +736,7 @@ class H2Protocol(asyncio.Protocol):
         limit = config.limit_request_body
         if limit is not None and head.content_length is not None and head.content_length > limit:
             self.respond_plain(sid, 413, "Request body too large", ended=event.ended)
-            self.h2.stream_finished(sid)
+            self._served_directly(sid)
             return
         health = self._health
         if (
@@ -745,7 +745,12 @@ class H2Protocol(asyncio.Protocol):
             and split_target(head.target)[0] == health
         ):
             self.respond_plain(sid, 200, "OK", ended=event.ended)
-            self.h2.stream_finished(sid)
+            self._served_directly(sid)
+            return
+        busy = config.limit_concurrency
+        if busy is not None and len(state.connections) + len(state.tasks) > busy:
+            self.respond_plain(sid, 503, "Service Unavailable", ended=event.ended)
+            self._served_directly(sid)
             return
         stream: FlowStream
         if head.websocket:
@@ -827,6 +832,12 @@ class H2Protocol(asyncio.Protocol):
             stream.app_returned()
         finally:
             self._stream_done(stream)
+
+    def _served_directly(self, stream_id: int) -> None:
+        """A stream answered by the server itself: the connection may be idle again."""
+        self.h2.stream_finished(stream_id)
+        if not self.streams and not self.closed:
+            self._arm_idle(self.config.timeout_keep_alive)
 
     def _stream_done(self, stream: FlowStream) -> None:
         sid = stream.stream_id

@@ -61,7 +61,17 @@ class WebSocketStream(FlowStream):
     """One RFC 8441 WebSocket: ASGI ``receive`` (this object, through ``WebSocketReceive``)
     and ``send``."""
 
-    __slots__ = ("_deny", "_end_after", "_ended", "_held", "_out", "conn", "head", "receive")
+    __slots__ = (
+        "_connect_timer",
+        "_deny",
+        "_end_after",
+        "_ended",
+        "_held",
+        "_out",
+        "conn",
+        "head",
+        "receive",
+    )
 
     def __init__(
         self, proto: H2Protocol, stream_id: int, head: H2Head, scope: dict[str, Any]
@@ -90,6 +100,21 @@ class WebSocketStream(FlowStream):
         self._ended = False
         self._end_after = False  # end the stream once the queued frames are out
         self._deny: list[tuple[bytes, bytes]] | None = None
+        # --ws-connect-timeout, as over HTTP/1.1: an app that neither accepts nor refuses.
+        self._connect_timer: asyncio.TimerHandle | None = proto.loop.call_later(
+            config.ws_connect_timeout, self._on_connect_timeout
+        )
+
+    def _on_connect_timeout(self) -> None:
+        self._connect_timer = None
+        conn = self.conn
+        if self.disconnected or conn.state is not State.CONNECTING:
+            return
+        conn.app_message({"type": "websocket.close"})  # CONNECTING -> CLOSED
+        self._plain(403)
+        self.lost()
+        if self.task is not None:
+            self.task.cancel()
 
     # --- receive -----------------------------------------------------------------------
     async def __call__(self) -> Message:
@@ -131,7 +156,13 @@ class WebSocketStream(FlowStream):
         self._lose()
         self._end_if_closed()
 
+    def _cancel_connect_timer(self) -> None:
+        if self._connect_timer is not None:
+            self._connect_timer.cancel()
+            self._connect_timer = None
+
     def lost(self) -> None:
+        self._cancel_connect_timer()
         self.disconnected = True
         self._lose()
         self.window_changed()
@@ -207,6 +238,7 @@ class WebSocketStream(FlowStream):
         if state is State.CONNECTING:
             if mtype == "websocket.accept":
                 head = conn.accept(message)
+                self._cancel_connect_timer()
                 fields = [(b":status", b"200"), *_accept_fields(head)]
                 self._headers(fields, end_stream=False)
                 self.proto.log_access(self.head, 200)
@@ -283,9 +315,11 @@ class WebSocketStream(FlowStream):
             self._end_if_closed()
 
     def app_returned(self) -> None:
+        self._cancel_connect_timer()
         self._finish(CLOSE_NORMAL, 403)
 
     def app_failed(self) -> None:
+        self._cancel_connect_timer()
         self._finish(CLOSE_INTERNAL_ERROR, 500)
 
     def shutdown_hint(self) -> None:

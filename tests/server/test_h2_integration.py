@@ -147,3 +147,14 @@ async def test_zerocopysend(tmp_path: Path) -> None:
     async with serve(h2app.zerocopy) as srv, httpx.AsyncClient(http1=False, http2=True) as client:
         r = await client.get(srv.url + "/", headers={"x-file": str(target)})
         assert r.content == data[10:1010] + data[2000:]
+
+
+async def test_limit_concurrency_answers_503() -> None:
+    release = h2app.reset()
+    async with serve(h2app.app, limit_concurrency=1) as srv, H2Client.connect(srv.port) as client:
+        slow = client.request("GET", "/slow")
+        await h2app.wait_for_record("slow-started")
+        sid = client.request("GET", "/")
+        assert (await client.response(sid)).status == 503
+        release.set()
+        assert (await client.response(slow)).status == 200

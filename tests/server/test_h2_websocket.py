@@ -4,6 +4,7 @@ frames inside the stream) over a real socket."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -176,3 +177,16 @@ async def test_channels_consumers_over_h2() -> None:
         for ws in (echo, alice, bob):
             frame = await ws.next_frame()
             assert frame.opcode is Opcode.CLOSE
+
+
+async def test_connect_timeout_refuses_with_403() -> None:
+    async def never_accepts(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await asyncio.Event().wait()  # until cancelled by the connect timeout
+
+    async with (
+        serve(never_accepts, ws_connect_timeout=0.2) as srv,
+        H2Client.connect(srv.port) as client,
+    ):
+        ws = await _open(client, "/slow")
+        assert client.responses[ws.sid].status == 403
