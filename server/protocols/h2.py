@@ -181,7 +181,6 @@ class Stream(FlowStream):
         "head",
         "head_sent",
         "headers",
-        "proto",
         "received",
         "request_done",
         "sent_length",
@@ -284,14 +283,18 @@ class Stream(FlowStream):
             # Body after the response finished: nobody reads it, give the window back now.
             self.proto.acknowledge(self.stream_id, flow)
             return
-        if data:
-            self._chunks.append(data)
-            self.body_size += len(data)
-            self.received += len(data)
-            limit = self.proto.config.limit_request_body
-            if limit is not None and self.received > limit:
-                self._body_too_large()
-                return
+        if not data:
+            # Padding only: nothing for the app to consume, so nothing to wait for.
+            if flow:
+                self.proto.acknowledge(self.stream_id, flow)
+            return
+        self._chunks.append(data)
+        self.body_size += len(data)
+        self.received += len(data)
+        limit = self.proto.config.limit_request_body
+        if limit is not None and self.received > limit:
+            self._body_too_large()
+            return
         self._flow += flow
         if self.waiter is not None:
             self.wake()
@@ -615,8 +618,9 @@ class H2Protocol(asyncio.Protocol):
                 if event.status:
                     self.respond_plain(event.stream_id, event.status, event.reason, ended=False)
             elif kind is GoingAway:
-                # The client ends the connection: in-flight streams were either processed
-                # or will never be read.
+                # The client ends the connection.  h2 refuses to send anything once it has
+                # received a GOAWAY, so streams still in flight cannot be answered: their
+                # apps see a disconnect.
                 self._lose_streams()
                 self.close()
                 return

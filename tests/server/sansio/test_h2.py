@@ -280,3 +280,17 @@ def test_graceful_goaway_keeps_streams_sendable() -> None:
     sid2 = _request(client2)
     events2 = _streams(server2.receive_data(client2.data_to_send(), 0.0))
     assert events2 == [Refused(sid2, 0, "connection is going away")]
+
+
+def test_header_block_of_endless_empty_continuations_fails() -> None:
+    # Tiny frames never reach the size bound; h2's own cap on CONTINUATION frames ends it.
+    server = H2Server()
+    server.initiate()
+    server.receive_data(PREFACE + frame(0x4, 0, 0), 0.0)
+    assert server.receive_data(frame(0x1, 0, 1, b"\x82"), 0.0) == []
+    events: list[object] = []
+    for _ in range(100):
+        events += server.receive_data(frame(0x9, 0, 1, b""), 0.0)
+        if events:
+            break
+    assert [type(e) for e in events] == [Failed]
