@@ -10,6 +10,7 @@ import h2.config
 import h2.connection
 import pytest
 from h2.errors import ErrorCodes
+from hpack import Decoder, Encoder
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,6 +23,8 @@ from server.sansio.h2 import (
     H2Server,
     HeadError,
     Refused,
+    RepeatingDecoder,
+    RepeatingEncoder,
     Request,
     TokenBucket,
     parse_head,
@@ -294,3 +297,46 @@ def test_header_block_of_endless_empty_continuations_fails() -> None:
         if events:
             break
     assert [type(e) for e in events] == [Failed]
+
+
+_FIELDS = [
+    (b":status", b"200"),
+    (b"content-type", b"text/plain"),
+    (b"date", b"Sun, 06 Dec 2026 03:00:00 GMT"),
+    (b"date", b"Sun, 06 Dec 2026 03:00:01 GMT"),
+    (b"server", b"channels-server"),
+    (b"x-big", b"v" * 3000),  # evicts others from a 4 KiB table
+]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(st.sampled_from(_FIELDS), min_size=1, max_size=5),
+            st.sampled_from([None, 0, 256, 4096]),
+            st.integers(min_value=1, max_value=3),
+        ),
+        max_size=10,
+    )
+)
+def test_repeating_hpack_matches_plain_hpack(
+    steps: list[tuple[list[tuple[bytes, bytes]], int | None, int]],
+) -> None:
+    plain_enc, fast_enc = Encoder(), RepeatingEncoder()
+    plain_dec, fast_dec = Decoder(), RepeatingDecoder()
+    for fields, table_size, times in steps:
+        if table_size is not None:
+            plain_enc.header_table_size = table_size
+            fast_enc.header_table_size = table_size
+        # The same list several times in a row: once its fields are indexed the block repeats,
+        # which is when both repeating classes answer from memory.
+        for _ in range(times):
+            block = plain_enc.encode(list(fields))
+            assert fast_enc.encode(list(fields)) == block
+            assert fast_dec.decode(block, raw=True) == plain_dec.decode(block, raw=True)
+            assert _table(fast_dec) == _table(plain_dec)
+
+
+def _table(decoder: Decoder) -> list[tuple[bytes, bytes]]:
+    return list(decoder.header_table.dynamic_entries)
