@@ -632,6 +632,38 @@ class H2Server:
 # --- ASGI http.response.* rules for a stream ---------------------------------------------------
 
 
+# Checked response fields by the app's exact (name, value) pair: the field to send and what it
+# is.  Apps answer with the same constant header tuples over and over (as for HTTP/1.1's
+# field-line cache in response.py); the table is emptied when full so varying values cannot
+# grow it without bound.
+_PLAIN, _LENGTH, _DATE, _SERVER, _DROP = 0, 1, 2, 3, 4
+_CHECKED: dict[tuple[bytes, bytes], tuple[tuple[bytes, bytes], int]] = {}
+_CHECKED_MAX: Final = 512
+
+
+def _check_field(name: Any, value: Any) -> tuple[tuple[bytes, bytes], int]:
+    if not isinstance(name, bytes | bytearray) or not isinstance(value, bytes | bytearray):
+        raise ASGIProtocolError("http.response.start: header names and values must be bytes")
+    lname = bytes(name).lower()
+    value = bytes(value)
+    if not lname or lname.translate(None, _NAME_CHARS):
+        raise ASGIProtocolError(f"http.response.start: invalid header {bytes(name)!r}")
+    if b"\r" in value or b"\n" in value or b"\0" in value:
+        raise ASGIProtocolError(f"http.response.start: invalid header {bytes(name)!r}")
+    if lname in _CONNECTION_FIELDS:
+        # RFC 9113 section 8.2.2: MUST NOT be sent; HTTP/2 frames the body itself.
+        return (lname, value), _DROP
+    if lname == b"content-length":
+        if not value.isdigit():
+            raise ASGIProtocolError(f"http.response.start: invalid content-length {value!r}")
+        return (lname, value), _LENGTH
+    if lname == b"date":
+        return (lname, value), _DATE
+    if lname == b"server":
+        return (lname, value), _SERVER
+    return (lname, value), _PLAIN
+
+
 def response_headers(
     status: int, raw: Any, default: list[tuple[bytes, bytes]]
 ) -> tuple[list[tuple[bytes, bytes]], int | None]:
@@ -639,32 +671,36 @@ def response_headers(
     headers = [(b":status", b"%d" % status)]
     has_date = has_server = False
     content_length: int | None = None
+    checked = _CHECKED
     for pair in raw or ():
         try:
-            name, value = pair
-        except (TypeError, ValueError):
-            raise ASGIProtocolError(
-                "http.response.start: headers must be [name, value] pairs"
-            ) from None
-        if not isinstance(name, bytes | bytearray) or not isinstance(value, bytes | bytearray):
-            raise ASGIProtocolError("http.response.start: header names and values must be bytes")
-        lname = bytes(name).lower()
-        value = bytes(value)
-        if not lname or lname.translate(None, _NAME_CHARS):
-            raise ASGIProtocolError(f"http.response.start: invalid header {bytes(name)!r}")
-        if b"\r" in value or b"\n" in value or b"\0" in value:
-            raise ASGIProtocolError(f"http.response.start: invalid header {bytes(name)!r}")
-        if lname in _CONNECTION_FIELDS:
-            continue  # RFC 9113 section 8.2.2: MUST NOT be sent; HTTP/2 frames the body itself
-        if lname == b"content-length":
-            if not value.isdigit():
-                raise ASGIProtocolError(f"http.response.start: invalid content-length {value!r}")
-            content_length = int(value)
-        elif lname == b"date":
+            known = checked.get(pair)
+        except TypeError:  # unhashable: a [name, value] list
+            known = None
+        if known is None:
+            try:
+                name, value = pair
+            except (TypeError, ValueError):
+                raise ASGIProtocolError(
+                    "http.response.start: headers must be [name, value] pairs"
+                ) from None
+            known = _check_field(name, value)
+            if type(pair) is tuple and type(name) is bytes and type(value) is bytes:
+                if len(checked) >= _CHECKED_MAX:
+                    checked.clear()
+                checked[pair] = known
+        field, kind = known
+        if kind == _PLAIN:
+            headers.append(field)
+        elif kind == _LENGTH:
+            content_length = int(field[1])
+            headers.append(field)
+        elif kind == _DATE:
             has_date = True
-        elif lname == b"server":
+            headers.append(field)
+        elif kind == _SERVER:
             has_server = True
-        headers.append((lname, value))
+            headers.append(field)
     for name, value in default:
         if (name == b"date" and has_date) or (name == b"server" and has_server):
             continue

@@ -253,8 +253,16 @@ def test_response_headers() -> None:
         (b"server", b"s"),
     ]
     assert length == 5
-    with pytest.raises(ASGIProtocolError):
-        response_headers(200, [(b"x", b"a\r\nb")], [])
+    # Remembered pairs give the same answer the second time; [name, value] lists work too.
+    again, _ = response_headers(
+        200,
+        [[b"Content-Type", b"text/plain"], (b"Connection", b"close"), (b"content-length", b"5")],
+        [(b"server", b"s")],
+    )
+    assert again == headers
+    for _ in range(2):
+        with pytest.raises(ASGIProtocolError):
+            response_headers(200, [(b"x", b"a\r\nb")], [])
     with pytest.raises(ASGIProtocolError):
         response_headers(200, [("x", "y")], [])
 
