@@ -4,11 +4,15 @@ ALPN), write backpressure reaching the app's ``send``, idle connections closed w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import h2.config
 import h2.connection
 import h2.events
+import h2.exceptions
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from server.config import Config
 from server.protocols.h2 import H2Protocol
@@ -145,3 +149,106 @@ async def test_idle_connection_gets_goaway_and_closes() -> None:
     assert transport.closed
     events = client.receive_data(transport.data)
     assert any(isinstance(e, h2.events.ConnectionTerminated) for e in events)
+
+
+_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("get"), st.sampled_from(["/", "/echo", "/x?y"])),
+        st.tuples(st.just("post"), st.binary(max_size=3000)),
+        st.tuples(st.just("data"), st.binary(max_size=3000)),
+        st.tuples(st.just("end"), st.none()),
+        st.tuples(st.just("reset"), st.none()),
+        st.tuples(st.just("ping"), st.none()),
+        st.tuples(st.just("window"), st.integers(min_value=1, max_value=100_000)),
+        st.tuples(st.just("junk"), st.binary(min_size=1, max_size=40)),
+        st.tuples(st.just("spin"), st.none()),
+    ),
+    max_size=25,
+)
+
+
+async def echo(scope: Scope, receive: Receive, send: Send) -> None:
+    body = b""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": body[:100], "more_body": True})
+    await send({"type": "http.response.body", "body": body[100:]})
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ops=_OPS)
+def test_any_client_behaviour_leaves_the_protocol_consistent(ops: list[tuple[str, object]]) -> None:
+    """Random client actions (valid frames from h2, and raw junk): nothing escapes
+    ``data_received``, every app task ends, and the connection is released."""
+
+    async def scenario() -> None:
+        state = ServerState()
+        proto = H2Protocol(Config(app=echo, application_close_timeout=0.5), echo, state)
+        transport = FakeTransport(proto)
+        proto.connection_made(transport)
+        client = _client()
+        proto.data_received(client.data_to_send())
+        open_sids: list[int] = []
+        for op, arg in ops:
+            try:
+                if op == "get":
+                    open_sids.append(_get(client, str(arg)))
+                elif op == "post":
+                    sid = client.get_next_available_stream_id()
+                    client.send_headers(
+                        sid,
+                        [
+                            (b":method", b"POST"),
+                            (b":path", b"/echo"),
+                            (b":scheme", b"http"),
+                            (b":authority", b"x"),
+                        ],
+                    )
+                    window = client.local_flow_control_window(sid)
+                    client.send_data(sid, bytes(arg)[: min(window, 16384)])  # type: ignore[arg-type]
+                    open_sids.append(sid)
+                elif op == "data" and open_sids:
+                    sid = open_sids[-1]
+                    window = client.local_flow_control_window(sid)
+                    client.send_data(sid, bytes(arg)[: min(window, 16384)])  # type: ignore[arg-type]
+                elif op == "end" and open_sids:
+                    client.end_stream(open_sids.pop())
+                elif op == "reset" and open_sids:
+                    client.reset_stream(open_sids.pop())
+                elif op == "ping":
+                    client.ping(b"12345678")
+                elif op == "window":
+                    client.increment_flow_control_window(int(arg))  # type: ignore[call-overload]
+            except h2.exceptions.H2Error:
+                pass  # the client's own state machine refused: nothing was sent
+            out = client.data_to_send()
+            if op == "junk":
+                out += bytes(arg)  # type: ignore[arg-type]
+            if out and not transport.closed:
+                proto.data_received(out)
+            if op == "spin":
+                await asyncio.sleep(0)
+            if transport.writes:
+                with contextlib.suppress(h2.exceptions.H2Error):
+                    client.receive_data(transport.data)
+                transport.clear()
+        if not transport.closed:
+            proto.shutdown()
+        if not transport.closed:
+            transport.peer_closed()  # the client goes away with streams still open
+        # Everything ends: every app sees a disconnect (or finished before) and returns.
+        if state.tasks:
+            await asyncio.wait_for(asyncio.gather(*state.tasks, return_exceptions=True), 5)
+        await asyncio.sleep(0)
+        assert not state.connections
+        assert not proto.streams
+
+    asyncio.run(scenario())
