@@ -42,7 +42,7 @@ from server.sansio.h2 import (
 )
 from server.sansio.http11 import ASGIProtocolError, RequestHead
 from server.sansio.scope import ConnectionInfo, http_scope, split_target, websocket_scope
-from server.sansio.websocket import ClientDisconnected
+from server.sansio.ws_errors import ClientDisconnected
 from server.state import ServerState
 from server.types import ASGIApp, Message
 
@@ -69,10 +69,7 @@ def take_over(old: Any, transport: asyncio.Transport, data: bytes) -> None:
     server state and its timers here, and the HTTP/2 protocol replays ``data`` (the bytes read
     so far, starting with the preface) after its own ``connection_made``."""
     old.closed = True
-    timer = getattr(old, "_timer", None)
-    if timer is not None:
-        timer.cancel()
-        old._timer = None
+    old._timer.cancel()  # its request-head deadline (a ConnectionTimer)
     old.state.remove_connection(old)
     proto = H2Protocol(old.config, old.app, old.state, old.loop)
     transport.set_protocol(proto)

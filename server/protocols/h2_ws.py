@@ -1,7 +1,7 @@
 """WebSocket over an HTTP/2 stream (RFC 8441): the ASGI ``websocket`` scope for an extended
 CONNECT, with the same message rules and frame layer as WebSocket over HTTP/1.1.
 
-The ASGI rules and the frames are ``server.sansio.websocket.WebSocketConnection`` unchanged: the
+The ASGI rules and the frames are ``server.sansio.ws_frames.WebSocketConnection`` unchanged: the
 opening handshake differs (no Sec-WebSocket-Key/Accept, RFC 8441 section 5: a 2xx HEADERS frame
 instead of a 101), the frames do not, so a Channels consumer cannot tell the two apart.  Frame
 bytes travel in DATA frames within the stream's flow-control windows; the stream ends
@@ -12,24 +12,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, cast
 
 from h2.errors import ErrorCodes
 
 from server.protocols.h2 import FlowStream, H2Protocol
 from server.protocols.websocket import WebSocketReceive
 from server.sansio.h2 import H2Head, response_headers
-from server.sansio.websocket import (
+from server.sansio.ws_errors import ASGIWebSocketError, ClientDisconnected
+from server.sansio.ws_frames import (
     CLOSE_GOING_AWAY,
     CLOSE_INTERNAL_ERROR,
     CLOSE_NORMAL,
-    ASGIWebSocketError,
-    ClientDisconnected,
     Closed,
-    Handshake,
     MessageReceived,
     State,
     WebSocketConnection,
+)
+from server.sansio.ws_handshake import Handshake
+from server.sansio.ws_messages import (
+    AcceptEvent,
+    ReceivedEvent,
+    ResponseBodyEvent,
+    ResponseStartEvent,
 )
 from server.types import Message
 
@@ -118,10 +123,10 @@ class WebSocketStream(FlowStream):
 
     # --- receive -----------------------------------------------------------------------
     async def __call__(self) -> Message:
-        return await self.receive()
+        return cast(Message, await self.receive())
 
     def arm(self, fut: asyncio.Future[Message]) -> None:
-        self.receive.arm(fut)
+        self.receive.arm(cast("asyncio.Future[ReceivedEvent]", fut))
 
     def _on_drain(self) -> None:
         if self._held and not self.receive.backlogged:
@@ -137,8 +142,10 @@ class WebSocketStream(FlowStream):
                 break
             if type(event) is MessageReceived:
                 payload = event.data
-                key = "text" if isinstance(payload, str) else "bytes"
-                self.receive.push({"type": "websocket.receive", key: payload}, len(payload))
+                if isinstance(payload, str):
+                    self.receive.push({"type": "websocket.receive", "text": payload}, len(payload))
+                else:
+                    self.receive.push({"type": "websocket.receive", "bytes": payload}, len(payload))
             elif type(event) is Closed:
                 self.receive.push(
                     {"type": "websocket.disconnect", "code": event.code, "reason": event.reason}
@@ -237,7 +244,7 @@ class WebSocketStream(FlowStream):
         state = conn.state
         if state is State.CONNECTING:
             if mtype == "websocket.accept":
-                head = conn.accept(message)
+                head = conn.accept(cast(AcceptEvent, message))
                 self._cancel_connect_timer()
                 fields = [(b":status", b"200"), *_accept_fields(head)]
                 self._headers(fields, end_stream=False)
@@ -250,14 +257,14 @@ class WebSocketStream(FlowStream):
                 self._plain(403)
                 return
             if mtype == "websocket.http.response.start":
-                conn.response_start(message)  # validates; CONNECTING -> DENYING
+                conn.response_start(cast(ResponseStartEvent, message))  # validates; -> DENYING
                 self._deny, _length = response_headers(
                     message["status"], message.get("headers"), self.proto.default_headers()
                 )
                 return
         elif state is State.DENYING and mtype == "websocket.http.response.body":
             more = bool(message.get("more_body", False))
-            conn.response_body(message)  # validates; -> CLOSED after the last piece
+            conn.response_body(cast(ResponseBodyEvent, message))  # validates; CLOSED at the end
             body = bytes(message.get("body", b""))
             if self._deny is not None:
                 fields, self._deny = self._deny, None
