@@ -25,6 +25,7 @@ from h2.errors import ErrorCodes
 from server.access_log import AccessLog
 from server.config import Config
 from server.datecache import date_line
+from server.protocols.common import ConnectionTimer, log_access, server_line, start_task
 from server.protocols.flow import FlowControl
 from server.sansio.h2 import (
     Body,
@@ -545,13 +546,14 @@ class H2Protocol(asyncio.Protocol):
         self.info: ConnectionInfo | None = None
         self.streams: dict[int, FlowStream] = {}
         self.closed = False
-        self._idle_timer: asyncio.TimerHandle | None = None
+        self._idle_timer = ConnectionTimer(self.loop)
         self._access = AccessLog(config.access_log)
         health = config.health_check_path
         # Compared with the raw (percent-encoded) path, as the HTTP/1.1 protocol does.
         self._health = quote(health).encode("ascii") if health else None
-        server = config.server_name.encode("latin-1") if config.server_header else b""
-        self._server = [(b"server", server)] if server else []
+        # The same Server value as HTTP/1.1 (server_line: b"server: <name>\r\n" or b"").
+        line = server_line(config)
+        self._server = [(b"server", line[8:-2])] if line else []
 
     # --- asyncio callbacks -------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -651,9 +653,7 @@ class H2Protocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.state.remove_connection(self)
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-            self._idle_timer = None
+        self._idle_timer.cancel()
         if self.flow is not None:
             self.flow.connection_lost()
         self._lose_streams()
@@ -726,9 +726,7 @@ class H2Protocol(asyncio.Protocol):
     def _on_request(self, event: Request) -> None:
         state = self.state
         state.total_requests += 1
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-            self._idle_timer = None
+        self._idle_timer.cancel()
         info = self.info
         assert info is not None
         head = event.head
@@ -782,9 +780,7 @@ class H2Protocol(asyncio.Protocol):
             if event.ended:
                 stream.request_done = True
         self.streams[event.stream_id] = stream
-        task = stream.task = self.loop.create_task(self._run_app(stream))
-        state.tasks.add(task)
-        task.add_done_callback(state.tasks.discard)
+        stream.task = start_task(self.loop, state, self._run_app(stream))
 
     def respond_plain(self, stream_id: int, status: int, text: str, *, ended: bool) -> None:
         """A response made by the server itself (errors, health check).  ``ended``: the
@@ -810,13 +806,7 @@ class H2Protocol(asyncio.Protocol):
 
     def log_access(self, head: H2Head, status: int) -> None:
         if self._access.enabled and self.info is not None:
-            self._access.log(
-                self.info.client,
-                head.method.decode("ascii", "replace"),
-                head.target.decode("latin-1"),
-                "2",
-                status,
-            )
+            log_access(self._access, self.info.client, head.method, head.target, b"2", status)
 
     async def _run_app(self, stream: FlowStream) -> None:
         try:
@@ -855,12 +845,9 @@ class H2Protocol(asyncio.Protocol):
 
     # --- idle connections --------------------------------------------------------------
     def _arm_idle(self, timeout: float) -> None:
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-        self._idle_timer = self.loop.call_later(timeout, self._on_idle)
+        self._idle_timer.arm(timeout, self._on_idle)
 
     def _on_idle(self) -> None:
-        self._idle_timer = None
         if self.closed or self.streams:
             return
         self.h2.goaway()
