@@ -13,8 +13,9 @@ What this module adds to the ``h2`` library (RFC 9113):
     (the 2024 "CONTINUATION flood");
   - floods of frames that cost us work but the client nothing: PING, SETTINGS, RST_STREAM,
     PRIORITY, empty DATA/HEADERS-less frames (token buckets, time passed in).
-* Rapid reset (CVE-2023-44487): streams the client opens and cancels are counted in a token
-  bucket; past the bound the connection is ended with GOAWAY ENHANCE_YOUR_CALM.  Streams whose
+* Rapid reset (CVE-2023-44487) and its 2025 variant (CVE-2025-8671, streams the client makes
+  the server reset with invalid frames): reset streams are counted in a token bucket; past the
+  bound the connection is ended with GOAWAY ENHANCE_YOUR_CALM.  Streams whose
   application is still running count against SETTINGS_MAX_CONCURRENT_STREAMS until the
   application returns (the caller reports that with ``stream_finished``), so cancelled
   requests cannot pile up work behind the client's back.
@@ -499,8 +500,11 @@ class H2Server:
                 assert isinstance(event, h2.events.StreamReset)
                 assert event.stream_id is not None
                 out.append(Reset(event.stream_id))
-                if event.remote_reset and not self._resets.take(now):
-                    # CVE-2023-44487: streams opened and cancelled faster than the bound.
+                # Streams opened and cancelled faster than the bound: by RST_STREAM from the
+                # client (CVE-2023-44487, "rapid reset") or by frames that make h2 reset the
+                # stream itself (a WINDOW_UPDATE overflowing the window...: CVE-2025-8671,
+                # "MadeYouReset"), so both kinds count.
+                if not self._resets.take(now):
                     out.append(self._fail("rapid reset", ErrorCodes.ENHANCE_YOUR_CALM))
                     return out
             elif kind is h2.events.WindowUpdated:

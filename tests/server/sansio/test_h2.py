@@ -26,6 +26,7 @@ from server.sansio.h2 import (
     RepeatingDecoder,
     RepeatingEncoder,
     Request,
+    Reset,
     TokenBucket,
     parse_head,
     response_headers,
@@ -348,3 +349,26 @@ def test_repeating_hpack_matches_plain_hpack(
 
 def _table(decoder: Decoder) -> list[tuple[bytes, bytes]]:
     return list(decoder.header_table.dynamic_entries)
+
+
+def test_streams_the_client_makes_us_reset_count_too() -> None:
+    # CVE-2025-8671 ("MadeYouReset"): no RST_STREAM from the client, but each stream gets a
+    # WINDOW_UPDATE overflowing its window, which h2 answers by resetting the stream.
+    server = H2Server(max_concurrent_streams=1000)
+    server.initiate()
+    client = _client()
+    server.receive_data(client.data_to_send(), 0.0)
+    events: list[object] = []
+    for _ in range(300):
+        sid = client.get_next_available_stream_id()
+        client.send_headers(
+            sid,
+            [(b":method", b"POST"), (b":path", b"/"), (b":scheme", b"http"), (b":authority", b"x")],
+        )
+        wire = client.data_to_send() + frame(0x8, 0, sid, (2**31 - 1).to_bytes(4, "big"))
+        client.streams.pop(sid)  # the client's h2 would refuse later frames on it otherwise
+        events += server.receive_data(wire, 0.0)
+        if any(isinstance(e, Failed) for e in events):
+            break
+    assert sum(isinstance(e, Reset) for e in events) == 201
+    assert isinstance(events[-1], Failed)
