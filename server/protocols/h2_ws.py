@@ -16,6 +16,7 @@ from typing import Any, cast
 
 from h2.errors import ErrorCodes
 
+from server.protocols.common import ConnectionTimer
 from server.protocols.h2 import FlowStream, H2Protocol
 from server.protocols.websocket import WebSocketReceive
 from server.sansio.h2 import H2Head, response_headers
@@ -26,6 +27,7 @@ from server.sansio.ws_frames import (
     CLOSE_NORMAL,
     Closed,
     MessageReceived,
+    PongReceived,
     State,
     WebSocketConnection,
 )
@@ -73,6 +75,8 @@ class WebSocketStream(FlowStream):
         "_ended",
         "_held",
         "_out",
+        "_ping_timer",
+        "_pong_due",
         "conn",
         "head",
         "receive",
@@ -105,6 +109,10 @@ class WebSocketStream(FlowStream):
         self._ended = False
         self._end_after = False  # end the stream once the queued frames are out
         self._deny: list[tuple[bytes, bytes]] | None = None
+        # --ws-ping-interval/--ws-ping-timeout, as over HTTP/1.1: a peer that stopped
+        # answering is found even while nobody sends anything.
+        self._ping_timer = ConnectionTimer(proto.loop)
+        self._pong_due = False
         # --ws-connect-timeout, as over HTTP/1.1: an app that neither accepts nor refuses.
         self._connect_timer: asyncio.TimerHandle | None = proto.loop.call_later(
             config.ws_connect_timeout, self._on_connect_timeout
@@ -146,6 +154,12 @@ class WebSocketStream(FlowStream):
                     self.receive.push({"type": "websocket.receive", "text": payload}, len(payload))
                 else:
                     self.receive.push({"type": "websocket.receive", "bytes": payload}, len(payload))
+            elif type(event) is PongReceived:
+                if self._pong_due:
+                    self._pong_due = False
+                    interval = self.proto.config.ws_ping_interval
+                    if interval is not None:
+                        self._ping_timer.arm(interval, self._on_ping)
             elif type(event) is Closed:
                 self.receive.push(
                     {"type": "websocket.disconnect", "code": event.code, "reason": event.reason}
@@ -163,6 +177,27 @@ class WebSocketStream(FlowStream):
         self._lose()
         self._end_if_closed()
 
+    def _on_ping(self) -> None:
+        if self.disconnected or self.conn.state is not State.OPEN:
+            return
+        self._pong_due = True
+        self._queue(self.conn.ping(b""))
+        config = self.proto.config
+        timeout = config.ws_ping_timeout
+        interval = config.ws_ping_interval
+        self._ping_timer.arm(timeout if timeout is not None else interval or 0.0, self._no_pong)
+
+    def _no_pong(self) -> None:
+        if not self._pong_due or self.disconnected:
+            return
+        if self.proto.config.ws_ping_timeout is None:
+            self._on_ping()  # no timeout configured: just keep pinging
+            return
+        logger.debug("WebSocket stream %d: no pong in time, resetting", self.stream_id)
+        self.proto.h2.reset(self.stream_id, ErrorCodes.CANCEL)
+        self.lost()
+        self.proto.flush()
+
     def _cancel_connect_timer(self) -> None:
         if self._connect_timer is not None:
             self._connect_timer.cancel()
@@ -170,6 +205,7 @@ class WebSocketStream(FlowStream):
 
     def lost(self) -> None:
         self._cancel_connect_timer()
+        self._ping_timer.cancel()
         self.disconnected = True
         self._lose()
         self.window_changed()
@@ -232,6 +268,7 @@ class WebSocketStream(FlowStream):
             and not self._ended
         ):
             self._ended = True
+            self._ping_timer.cancel()
             if not self.disconnected:
                 self.proto.h2.end_stream(self.stream_id)
                 self.proto.flush()
@@ -246,6 +283,9 @@ class WebSocketStream(FlowStream):
             if mtype == "websocket.accept":
                 head = conn.accept(cast(AcceptEvent, message))
                 self._cancel_connect_timer()
+                interval = self.proto.config.ws_ping_interval
+                if interval is not None:
+                    self._ping_timer.arm(interval, self._on_ping)
                 fields = [(b":status", b"200"), *_accept_fields(head)]
                 self._headers(fields, end_stream=False)
                 self.proto.log_access(self.head, 200)

@@ -190,3 +190,44 @@ async def test_connect_timeout_refuses_with_403() -> None:
     ):
         ws = await _open(client, "/slow")
         assert client.responses[ws.sid].status == 403
+
+
+async def test_ping_without_pong_resets_the_stream() -> None:
+    disconnected = asyncio.Event()
+
+    async def quiet(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        message = await receive()
+        assert message["type"] == "websocket.disconnect"
+        disconnected.set()
+
+    options = {"ws_ping_interval": 0.1, "ws_ping_timeout": 0.2}
+    async with serve(quiet, **options) as srv, H2Client.connect(srv.port) as client:
+        ws = await _open(client, "/quiet")
+        frame = await ws.next_frame()
+        assert frame.opcode is Opcode.PING
+        # A client that answers keeps the stream; this one stays silent.
+        await client.until(lambda: client.responses[ws.sid].reset is not None)
+        assert client.responses[ws.sid].reset == int(ErrorCodes.CANCEL)
+        await asyncio.wait_for(disconnected.wait(), 10)
+
+
+async def test_answered_pings_keep_the_stream() -> None:
+    options = {"ws_ping_interval": 0.1, "ws_ping_timeout": 0.2}
+    async with serve(ws_app, **options) as srv, H2Client.connect(srv.port) as client:
+        ws = await _open(client, "/echo")
+        await ws.next_frame()  # the app's hello
+        for _ in range(3):  # three rounds: longer than one ping timeout
+            frame = await ws.next_frame()
+            assert frame.opcode is Opcode.PING
+            client.conn.send_data(ws.sid, ws.frames.pong(frame.payload))
+            client.flush()
+        assert client.responses[ws.sid].reset is None
+        ws.send_text("still here")
+        frame = await ws.next_frame()
+        while frame.opcode is Opcode.PING:  # a ping may come first: answer it
+            client.conn.send_data(ws.sid, ws.frames.pong(frame.payload))
+            client.flush()
+            frame = await ws.next_frame()
+        assert frame.payload == "still here"
