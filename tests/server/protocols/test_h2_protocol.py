@@ -106,6 +106,7 @@ async def test_alpn_http11_and_no_http2_stay_http11() -> None:
         http = HttpProtocol(Config(app=hello, http2=enabled), hello, ServerState())
         transport = FakeTransport(http)
         transport._extra["ssl_object"] = _SSLObject(alpn)
+        transport._extra["sslcontext"] = object()
         http.connection_made(transport)
         assert transport.protocol is http
 
