@@ -231,3 +231,23 @@ async def test_answered_pings_keep_the_stream() -> None:
             client.flush()
             frame = await ws.next_frame()
         assert frame.payload == "still here"
+
+
+async def test_permessage_deflate_over_h2() -> None:
+    from wsproto.extensions import PerMessageDeflate
+
+    async with (
+        serve(ws_app, ws_per_message_deflate=True) as srv,
+        H2Client.connect(srv.port) as client,
+    ):
+        offer = PerMessageDeflate()
+        header = f"permessage-deflate; {offer.offer()}"
+        ws = await _open(client, "/echo", [("sec-websocket-extensions", header)])
+        answer = client.responses[ws.sid].header(b"sec-websocket-extensions")
+        assert answer is not None and answer.startswith(b"permessage-deflate")
+        offer.finalize(answer.decode().partition(";")[2].strip())
+        ws.frames = FrameProtocol(client=True, extensions=[offer])
+        hello = await ws.next_frame()
+        assert json.loads(hello.payload)["path"] == "/echo"
+        ws.send_text("squeeze me " * 100)
+        assert (await ws.next_frame()).payload == "squeeze me " * 100
