@@ -13,6 +13,7 @@ from wsproto.frame_protocol import FrameProtocol, Opcode
 
 from server.types import Receive, Scope, Send
 from tests.support.h2client import H2Client
+from tests.support.h2client import frame as h2frame
 from tests.support.live import serve
 
 
@@ -251,3 +252,18 @@ async def test_permessage_deflate_over_h2() -> None:
         assert json.loads(hello.payload)["path"] == "/echo"
         ws.send_text("squeeze me " * 100)
         assert (await ws.next_frame()).payload == "squeeze me " * 100
+
+
+async def test_graceful_shutdown_closes_websocket_streams_with_1001() -> None:
+    async with serve(ws_app) as srv, H2Client.connect(srv.port) as client:
+        ws = await _open(client, "/echo")
+        await ws.next_frame()  # hello
+        for conn in list(srv.state.connections):
+            conn.shutdown()
+        frame = await ws.next_frame()
+        assert client.goaway is not None and client.goaway.error_code == 0
+        assert frame.opcode is Opcode.CLOSE and frame.payload[0] == 1001
+        # h2 (the client) stops sending after a GOAWAY: the Close reply goes out by hand.
+        client.raw(h2frame(0x0, 0, ws.sid, ws.frames.close(1001)))
+        await client.wait_closed()
+        assert client.responses[ws.sid].ended

@@ -68,6 +68,7 @@ class H2Client:
         self.window_updates: list[tuple[int, int]] = []
         self._all: list[h2.events.Event] = []
         self._after_goaway = bytearray()
+        self._inbuf = bytearray()
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -158,21 +159,30 @@ class H2Client:
         if not data:
             self.closed = True
             return []
-        if self.goaway is not None:
-            # h2 treats a connection as dead once GOAWAY arrived, but streams below the last
-            # stream id go on (RFC 9113 section 6.8): read their frames by hand.
-            self._read_after_goaway(data)
-            return []
-        try:
-            events = self.conn.receive_data(data)
-        except h2.exceptions.ProtocolError:
-            self.closed = True
-            return []
-        for event in events:
-            self._record(event)
+        # Whole frames are fed one at a time, so that the frames after a GOAWAY (responses of
+        # streams still in flight, RFC 9113 section 6.8) never reach h2, which treats the
+        # connection as dead once a GOAWAY arrived; those are read by hand.
+        buf = self._inbuf
+        buf += data
+        events: list[Any] = []
+        while len(buf) >= 9:
+            end = 9 + int.from_bytes(buf[:3], "big")
+            if len(buf) < end:
+                break
+            chunk = bytes(buf[:end])
+            del buf[:end]
+            if self.goaway is not None:
+                self._read_after_goaway(chunk)
+                continue
+            try:
+                new = self.conn.receive_data(chunk)
+            except h2.exceptions.ProtocolError:
+                self.closed = True
+                return events
+            for event in new:
+                self._record(event)
+            events += new
         self.flush()
-        if self.goaway is not None:
-            self._read_after_goaway(self.conn.incoming_buffer._data)
         return events
 
     def _read_after_goaway(self, data: bytes | bytearray) -> None:
