@@ -735,7 +735,7 @@ class H2Protocol(asyncio.Protocol):
         limit = config.limit_request_body
         if limit is not None and head.content_length is not None and head.content_length > limit:
             self.respond_plain(sid, 413, "Request body too large", ended=event.ended)
-            self._served_directly(sid)
+            self._served_directly(sid, head, 413)
             return
         health = self._health
         if (
@@ -744,12 +744,12 @@ class H2Protocol(asyncio.Protocol):
             and split_target(head.target)[0] == health
         ):
             self.respond_plain(sid, 200, "OK", ended=event.ended)
-            self._served_directly(sid)
+            self._served_directly(sid, head, 200)
             return
         busy = config.limit_concurrency
         if busy is not None and len(state.connections) + len(state.tasks) > busy:
             self.respond_plain(sid, 503, "Service Unavailable", ended=event.ended)
-            self._served_directly(sid)
+            self._served_directly(sid, head, 503)
             return
         stream: FlowStream
         if head.websocket:
@@ -824,8 +824,9 @@ class H2Protocol(asyncio.Protocol):
         finally:
             self._stream_done(stream)
 
-    def _served_directly(self, stream_id: int) -> None:
+    def _served_directly(self, stream_id: int, head: H2Head, status: int) -> None:
         """A stream answered by the server itself: the connection may be idle again."""
+        self.log_access(head, status)
         self.h2.stream_finished(stream_id)
         if not self.streams and not self.closed:
             self._arm_idle(self.config.timeout_keep_alive)
