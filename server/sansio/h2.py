@@ -549,10 +549,6 @@ class H2Server:
         """The stream's application returned: it no longer counts against the limit."""
         self._active.discard(stream_id)
 
-    @property
-    def active_streams(self) -> int:
-        return len(self._active)
-
     # --- output ---------------------------------------------------------------------------
     def data_to_send(self) -> bytes:
         if self._out:
