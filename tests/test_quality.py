@@ -27,11 +27,7 @@ def _tool(name: str) -> str:
 def test_ruff_clean() -> None:
     proc = subprocess.run(
         [_tool("ruff"), "check", "server", "channels", "daphne", "tests", "benchmarks", "examples"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -40,11 +36,7 @@ def test_ruff_clean() -> None:
 def test_mypy_strict_clean() -> None:
     proc = subprocess.run(
         [_tool("mypy"), "--strict", "server", "channels", "daphne"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
