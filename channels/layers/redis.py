@@ -69,6 +69,7 @@ from channels.layers.mailbox import FULL, Mailboxes
 from channels.layers.redis_common import (
     COMMAND_TIMEOUT,
     DEADLINE_DIGITS,
+    RECONNECT_BACKOFF_MAX,
     RECONNECT_ERRORS,
     Codec,
     HashRing,
@@ -375,7 +376,7 @@ class RedisChannelLayer(BaseChannelLayer):
             except RECONNECT_ERRORS as exc:
                 logger.warning("Redis receive on %r failed (%s); retrying", channel, exc)
                 await asyncio.sleep(backoff)  # reconnect backoff, not waiting for an event
-                backoff = min(backoff * 2, 1.0)
+                backoff = min(backoff * 2, RECONNECT_BACKOFF_MAX)
                 continue
             backoff = 0.05
             if result is None:
@@ -523,7 +524,7 @@ class RedisChannelLayer(BaseChannelLayer):
             except RECONNECT_ERRORS as exc:
                 logger.warning("Redis reader for %r failed (%s); retrying", key, exc)
                 await asyncio.sleep(backoff)  # reconnect backoff
-                backoff = min(backoff * 2, 1.0)
+                backoff = min(backoff * 2, RECONNECT_BACKOFF_MAX)
                 continue
             backoff = 0.05
             if result is not None:

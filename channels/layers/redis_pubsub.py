@@ -50,6 +50,7 @@ from channels.layers.mailbox import FULL, Mailboxes
 from channels.layers.redis_common import (
     COMMAND_TIMEOUT,
     DEADLINE_DIGITS,
+    RECONNECT_BACKOFF_MAX,
     RECONNECT_ERRORS,
     Codec,
     HashRing,
@@ -255,7 +256,7 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
                     shard.down = True
                     self._notify(self.on_disconnect)
                 await asyncio.sleep(backoff)  # reconnect backoff
-                backoff = min(backoff * 2, 1.0)
+                backoff = min(backoff * 2, RECONNECT_BACKOFF_MAX)
                 continue
             backoff = 0.05
             if item is None:
@@ -384,7 +385,7 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
             except RECONNECT_ERRORS as exc:
                 logger.warning("Redis pub/sub subscribe to %r failed (%s); retrying", channel, exc)
                 await asyncio.sleep(backoff)  # reconnect backoff, not waiting for an event
-                backoff = min(backoff * 2, 1.0)
+                backoff = min(backoff * 2, RECONNECT_BACKOFF_MAX)
 
     def arm(self, channel: str, fut: asyncio.Future[Message]) -> None:
         """Direct feed: resolve ``fut`` with the channel's next message (no task per consumer).
