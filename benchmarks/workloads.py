@@ -68,11 +68,43 @@ class Workload:
     # The workload whose "ours" figure this one is compared with (F is compared with A).
     ratio_base: str | None = None
     servers: tuple[str, ...] = field(default=())
+    # HTTP workloads: the wrk Lua script that writes the requests (benchmarks/loadgen/lua).
+    script: str | None = None
 
 
 def catalog(s: Settings) -> list[Workload]:
     items = [
-        Workload("A", "A: hello world, raw ASGI, HTTP keep-alive", "http", RAW_APP, "req/s"),
+        Workload(
+            "A-varied",
+            "A-varied: hello world, browser-like heads that differ on every request",
+            "http",
+            RAW_APP,
+            "req/s",
+            script="varied.lua",
+        ),
+        Workload(
+            "A",
+            "A: hello world, raw ASGI, HTTP keep-alive (the same head repeated)",
+            "http",
+            RAW_APP,
+            "req/s",
+        ),
+        Workload(
+            "A-close-10",
+            "A-close-10: a new connection per request, HTTP/1.0 (as nginx proxies)",
+            "http",
+            RAW_APP,
+            "req/s",
+            script="close10.lua",
+        ),
+        Workload(
+            "A-close-11",
+            "A-close-11: a new connection per request, HTTP/1.1 Connection: close",
+            "http",
+            RAW_APP,
+            "req/s",
+            script="close11.lua",
+        ),
         Workload(
             "F",
             "F: ceiling, bare uvloop Protocol with a canned response",
@@ -170,7 +202,7 @@ def measure(w: Workload, spec: servers.ServerSpec, s: Settings) -> dict[str, Any
             spec, w.app, core=s.server_core, log_dir=s.log_dir, tag=w.id, env=env, django=w.django
         ) as srv:
             if w.kind == "http":
-                result = _http(srv, s)
+                result = _http(srv, s, w.script)
             elif w.kind == "h2":
                 result = _h2(srv, s)
             else:
@@ -182,7 +214,7 @@ def measure(w: Workload, spec: servers.ServerSpec, s: Settings) -> dict[str, Any
         return {"status": "failed", "error": str(exc)}
 
 
-def _http(srv: servers.Running, s: Settings) -> dict[str, Any]:
+def _http(srv: servers.Running, s: Settings, script: str | None = None) -> dict[str, Any]:
     def once(seconds: int) -> wrk.WrkResult:
         return wrk.run(
             srv.port,
@@ -192,6 +224,7 @@ def _http(srv: servers.Running, s: Settings) -> dict[str, Any]:
             core=s.load_core,
             server_pid=srv.pid,
             server_core=s.server_core,
+            script=script,
         )
 
     once(max(1, round(s.warmup)))
@@ -217,7 +250,7 @@ def _http(srv: servers.Running, s: Settings) -> dict[str, Any]:
         "server_cpu_pct": _median([r.server_cpu_pct for r in runs]),
         "loadgen_cpu_pct": _median([r.loadgen_cpu_pct for r in runs]),
         "others_on_server_core_pct": _median([r.others_on_server_core_pct for r in runs]),
-        "loadgen": "wrk -t1",
+        "loadgen": "wrk -t1" + (f" -s {script}" if script else ""),
     }
 
 

@@ -38,10 +38,12 @@ from server.sansio.h2 import (
     Request,
     Reset,
     WindowOpened,
+    field_pairs,
     response_headers,
     trailer_fields,
 )
-from server.sansio.http11 import ASGIProtocolError, RequestHead
+from server.sansio.request import RequestHead
+from server.sansio.response import ASGIProtocolError
 from server.sansio.scope import ConnectionInfo, http_scope, split_target, websocket_scope
 from server.sansio.ws_errors import ClientDisconnected
 from server.state import ServerState
@@ -551,9 +553,8 @@ class H2Protocol(asyncio.Protocol):
         health = config.health_check_path
         # Compared with the raw (percent-encoded) path, as the HTTP/1.1 protocol does.
         self._health = quote(health).encode("ascii") if health else None
-        # The same Server value as HTTP/1.1 (server_line: b"server: <name>\r\n" or b"").
-        line = server_line(config)
-        self._server = [(b"server", line[8:-2])] if line else []
+        # The same lines as HTTP/1.1: Server and the --header values.
+        self._server = field_pairs(server_line(config))
 
     # --- asyncio callbacks -------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -826,6 +827,8 @@ class H2Protocol(asyncio.Protocol):
 
     def _served_directly(self, stream_id: int, head: H2Head, status: int) -> None:
         """A stream answered by the server itself: the connection may be idle again."""
+        if status != 200:
+            self._access.refused(status)  # a configured limit answered (metrics)
         self.log_access(head, status)
         self.h2.stream_finished(stream_id)
         if not self.streams and not self.closed:

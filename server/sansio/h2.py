@@ -42,7 +42,7 @@ from h2.errors import ErrorCodes
 from hpack import Decoder, Encoder
 from hyperframe.frame import GoAwayFrame
 
-from server.sansio.http11 import ASGIProtocolError
+from server.sansio.response import ASGIProtocolError
 
 # RFC 9113 section 3.4: the client connection preface.
 PREFACE: Final = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -706,6 +706,19 @@ def response_headers(
             continue
         headers.append((name, value))
     return headers, content_length
+
+
+def field_pairs(lines: bytes) -> list[tuple[bytes, bytes]]:
+    """``b"name: value\r\n..."`` header lines (the server's own: Server, ``--header``) as
+    HTTP/2 fields: lower-case names, connection-specific ones left out (RFC 9113 section
+    8.2.2)."""
+    out = []
+    for line in lines.split(b"\r\n"):
+        name, sep, value = line.partition(b":")
+        name = name.strip().lower()
+        if sep and name and name not in _CONNECTION_FIELDS:
+            out.append((name, value.strip()))
+    return out
 
 
 def trailer_fields(raw: Any) -> list[tuple[bytes, bytes]]:

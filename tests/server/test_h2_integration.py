@@ -158,3 +158,13 @@ async def test_limit_concurrency_answers_503() -> None:
         assert (await client.response(sid)).status == 503
         release.set()
         assert (await client.response(slow)).status == 200
+
+
+async def test_extra_headers_on_h2_responses() -> None:
+    async with (
+        serve(h2app.app, headers=("X-Frame-Options: DENY",)) as srv,
+        H2Client.connect(srv.port) as client,
+    ):
+        response = await client.response(client.request("GET", "/"))
+        assert response.header(b"x-frame-options") == b"DENY"
+        assert response.header(b"server") == b"channels-server"

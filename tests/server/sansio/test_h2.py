@@ -31,7 +31,7 @@ from server.sansio.h2 import (
     parse_head,
     response_headers,
 )
-from server.sansio.http11 import ASGIProtocolError
+from server.sansio.response import ASGIProtocolError
 from tests.support.h2client import frame
 
 
