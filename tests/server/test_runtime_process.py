@@ -1,48 +1,23 @@
-"""``python -m server`` as a real process: serving, signals, graceful and forced shutdown."""
+"""``python -m server`` as a real process: serving, signals, graceful and forced shutdown,
+``--limit-max-requests``, and clients that misbehave (garbage, resets, broken TLS)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.server.apps.proc import ServerProcess
+from tests.support.processes import address, open_wait
 
 pytestmark = pytest.mark.slow
 
 APP = "tests.server.apps.basic:app"
-
-
-@pytest.fixture
-def pipe() -> Iterator[tuple[int, int]]:
-    r, w = os.pipe()
-    yield r, w
-    for fd in (r, w):
-        with contextlib.suppress(OSError):
-            os.close(fd)
-
-
-def address(base: str) -> tuple[str, int]:
-    host, port = base.rsplit("/", 1)[1].rsplit(":", 1)
-    return host, int(port)
-
-
-def open_wait(base: str) -> socket.socket:
-    """GET /wait on a raw socket and return once the first chunk arrived."""
-    sock = socket.create_connection(address(base), timeout=20)
-    sock.sendall(b"GET /wait HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
-    received = b""
-    while b"begin\n" not in received:
-        chunk = sock.recv(4096)
-        assert chunk, received
-        received += chunk
-    return sock
+WS = "tests.server.apps.lifecycle:echo_ws"
 
 
 def read_rest(sock: socket.socket) -> bytes:
@@ -249,5 +224,76 @@ def test_trace_log_level_is_accepted() -> None:
         assert httpx.get(base + "/t").status_code == 200
         proc.signal()
         assert proc.wait_exit() == 0
+    finally:
+        proc.close()
+
+
+def test_client_misbehaviour_leaves_no_traceback(tmp_path: Path) -> None:
+    import ssl
+
+    from tests.support.certs import make_self_signed
+
+    cert, key = make_self_signed(tmp_path)
+    plain = ServerProcess([WS, "--port", "0"])
+    tls = ServerProcess([WS, "--port", "0", "--ssl-certfile", str(cert), "--ssl-keyfile", str(key)])
+    try:
+        plain_addr = address(plain.wait_listening())
+        tls_addr = address(tls.wait_listening())
+
+        def send_and_reset(addr: tuple[str, int], data: bytes, *, wrap: bool = False) -> None:
+            sock = socket.create_connection(addr, timeout=10)
+            if wrap:
+                ctx = ssl.create_default_context()
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+                sock = ctx.wrap_socket(sock)
+            sock.sendall(data)
+            # RST instead of FIN: the rudest way a client can leave.
+            sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+            )
+            sock.close()
+
+        upgrade = (
+            b"GET / HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        send_and_reset(plain_addr, b"\x00\xff garbage \r\n\r\n")
+        send_and_reset(plain_addr, b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 99\r\n\r\nab")
+        send_and_reset(plain_addr, upgrade + b"\x81\xfe\xff")  # truncated frame, then reset
+        send_and_reset(tls_addr, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")  # plain text to TLS
+        send_and_reset(tls_addr, b"\x16\x03\x01\x00\x05hello")  # broken ClientHello
+        send_and_reset(tls_addr, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n", wrap=True)
+        # A last good request on each: the servers are still healthy after all that.
+        assert httpx.get(f"http://{plain_addr[0]}:{plain_addr[1]}/").status_code == 200
+        assert httpx.get(f"https://{tls_addr[0]}:{tls_addr[1]}/", verify=False).status_code == 200
+        for proc in (plain, tls):
+            proc.signal(signal.SIGTERM)
+            assert proc.wait_exit(30) == 0, proc.output
+            assert "Traceback" not in proc.output
+            assert " ERROR " not in proc.output
+    finally:
+        plain.close()
+        tls.close()
+
+
+def test_limit_max_requests_is_not_overshot_by_a_busy_worker() -> None:
+    # One keep-alive client hammering a single worker: the limit must hold per request, not
+    # "whenever a periodic check next looks" (which let a busy worker serve thousands more).
+    proc = ServerProcess([APP, "--port", "0", "--limit-max-requests", "50", "--no-access-log"])
+    try:
+        base = proc.wait_listening()
+        served = 0
+        with httpx.Client(timeout=10) as client:
+            for _ in range(2000):  # bounded; far beyond the limit
+                try:
+                    client.get(base + "/pid")
+                except httpx.HTTPError:
+                    break  # the worker went away, as it should
+                served += 1
+        assert proc.wait_exit(30) == 0, proc.output
+        match = proc.wait_for(r"Served (\d+) requests \(limit 50\)", seen=True)
+        assert int(match.group(1)) == 50
+        assert 50 <= served <= 51, served  # at most the request racing the close
     finally:
         proc.close()
