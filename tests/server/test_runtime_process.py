@@ -1,9 +1,10 @@
-"""``python -m server`` as a real process: serving, signals, graceful and forced shutdown,
-``--limit-max-requests``, and clients that misbehave (garbage, resets, broken TLS)."""
+"""``python -m server`` as a real process: serving on TCP, ``--uds`` and ``--fd``, options from
+env vars, the access log file, ``server.run()``, ``--limit-max-requests``, and clients that
+misbehave (garbage, resets, broken TLS).  Stopping (signals, graceful and forced shutdown) is in
+``test_signals.py``."""
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 from pathlib import Path
@@ -12,22 +13,12 @@ import httpx
 import pytest
 
 from tests.server.apps.proc import ServerProcess
-from tests.support.processes import address, open_wait
+from tests.support.processes import address
 
 pytestmark = pytest.mark.slow
 
 APP = "tests.server.apps.basic:app"
 WS = "tests.server.apps.lifecycle:echo_ws"
-
-
-def read_rest(sock: socket.socket) -> bytes:
-    data = b""
-    try:
-        while chunk := sock.recv(4096):
-            data += chunk
-    except ConnectionResetError:
-        pass
-    return data
 
 
 def test_serves_a_request_and_stops_on_sigterm() -> None:
@@ -40,78 +31,6 @@ def test_serves_a_request_and_stops_on_sigterm() -> None:
         proc.signal(signal.SIGTERM)
         proc.wait_for("LIFESPAN SHUTDOWN")
         assert proc.wait_exit() == 0
-    finally:
-        proc.close()
-
-
-def test_sigint_is_graceful_too() -> None:
-    proc = ServerProcess([APP, "--port", "0", "--lifespan", "off"])
-    try:
-        base = proc.wait_listening()
-        assert httpx.get(base + "/x").status_code == 200
-        proc.signal(signal.SIGINT)
-        assert proc.wait_exit() == 0
-        assert "Traceback" not in proc.output
-    finally:
-        proc.close()
-
-
-def test_sigterm_lets_the_in_flight_response_finish(pipe: tuple[int, int]) -> None:
-    r, w = pipe
-    proc = ServerProcess([APP, "--port", "0"], env={"BLOCK_FD": str(r)}, pass_fds=[r])
-    try:
-        base = proc.wait_listening()
-        with open_wait(base) as sock:
-            proc.signal(signal.SIGTERM)
-            proc.wait_for("Stopped accepting; waiting")
-            # The listener is closed while the response is still in flight.
-            with pytest.raises(OSError):
-                socket.create_connection(address(base), timeout=5).close()
-            assert proc.proc.poll() is None
-            os.write(w, b"x")  # let the app finish its response
-            rest = read_rest(sock)
-        assert b"end\n" in rest
-        assert rest.endswith(b"0\r\n\r\n")  # the chunked body was terminated properly
-        assert proc.wait_exit() == 0
-        assert "LIFESPAN SHUTDOWN" in proc.output
-    finally:
-        proc.close()
-
-
-def test_second_signal_forces_exit(pipe: tuple[int, int]) -> None:
-    r, _ = pipe
-    proc = ServerProcess(
-        [APP, "--port", "0", "--timeout-graceful-shutdown", "60"],
-        env={"BLOCK_FD": str(r)},
-        pass_fds=[r],
-    )
-    try:
-        base = proc.wait_listening()
-        with open_wait(base) as sock:
-            proc.signal(signal.SIGTERM)
-            proc.wait_for("shutting down gracefully")
-            proc.signal(signal.SIGTERM)
-            proc.wait_for("forcing exit")
-            # Far sooner than the 60 s grace period; the response is cut short.
-            assert proc.wait_exit(timeout=20) == 1
-            assert b"0\r\n\r\n" not in read_rest(sock)
-    finally:
-        proc.close()
-
-
-def test_graceful_timeout_expires(pipe: tuple[int, int]) -> None:
-    r, _ = pipe
-    proc = ServerProcess(
-        [APP, "--port", "0", "--timeout-graceful-shutdown", "0.5"],
-        env={"BLOCK_FD": str(r)},
-        pass_fds=[r],
-    )
-    try:
-        base = proc.wait_listening()
-        with open_wait(base):
-            proc.signal(signal.SIGTERM)
-            proc.wait_for("Closing 1 connection")
-            assert proc.wait_exit() == 0
     finally:
         proc.close()
 

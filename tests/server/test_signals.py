@@ -1,5 +1,7 @@
-"""Signals and stopping: SIGTERM/SIGINT at every stage of a server's life (importing, lifespan
-startup, serving WebSockets, lifespan shutdown), a second signal, and the exit status.
+"""Signals and stopping one server process: SIGTERM/SIGINT at every stage of its life
+(importing, lifespan startup, serving, lifespan shutdown), the in-flight response finishing,
+``--timeout-graceful-shutdown``, WebSockets closed with 1001, a second signal forcing the exit,
+and the exit status.
 
 Real processes; every wait is bounded and driven by the child's output lines (never a bare
 sleep).  The supervisor's own signal handling is in ``test_supervisor.py``.
@@ -11,18 +13,102 @@ import asyncio
 import os
 import pathlib
 import signal
+import socket
 from typing import Any
 
+import httpx
 import pytest
 import websockets
 
 from tests.server.apps.proc import ServerProcess
-from tests.support.processes import READY, start_workers
+from tests.support.processes import READY, address, open_wait, start_workers
 
 pytestmark = pytest.mark.slow
 
 BASIC = "tests.server.apps.basic:app"
 WS = "tests.server.apps.lifecycle:echo_ws"
+
+
+def read_rest(sock: socket.socket) -> bytes:
+    data = b""
+    try:
+        while chunk := sock.recv(4096):
+            data += chunk
+    except ConnectionResetError:
+        pass
+    return data
+
+
+def test_sigint_is_graceful_too() -> None:
+    proc = ServerProcess([BASIC, "--port", "0", "--lifespan", "off"])
+    try:
+        base = proc.wait_listening()
+        assert httpx.get(base + "/x").status_code == 200
+        proc.signal(signal.SIGINT)
+        assert proc.wait_exit() == 0
+        assert "Traceback" not in proc.output
+    finally:
+        proc.close()
+
+
+def test_sigterm_lets_the_in_flight_response_finish(pipe: tuple[int, int]) -> None:
+    r, w = pipe
+    proc = ServerProcess([BASIC, "--port", "0"], env={"BLOCK_FD": str(r)}, pass_fds=[r])
+    try:
+        base = proc.wait_listening()
+        with open_wait(base) as sock:
+            proc.signal(signal.SIGTERM)
+            proc.wait_for("Stopped accepting; waiting")
+            # The listener is closed while the response is still in flight.
+            with pytest.raises(OSError):
+                socket.create_connection(address(base), timeout=5).close()
+            assert proc.proc.poll() is None
+            os.write(w, b"x")  # let the app finish its response
+            rest = read_rest(sock)
+        assert b"end\n" in rest
+        assert rest.endswith(b"0\r\n\r\n")  # the chunked body was terminated properly
+        assert proc.wait_exit() == 0
+        assert "LIFESPAN SHUTDOWN" in proc.output
+    finally:
+        proc.close()
+
+
+def test_second_signal_forces_exit(pipe: tuple[int, int]) -> None:
+    r, _ = pipe
+    proc = ServerProcess(
+        [BASIC, "--port", "0", "--timeout-graceful-shutdown", "60"],
+        env={"BLOCK_FD": str(r)},
+        pass_fds=[r],
+    )
+    try:
+        base = proc.wait_listening()
+        with open_wait(base) as sock:
+            proc.signal(signal.SIGTERM)
+            proc.wait_for("shutting down gracefully")
+            proc.signal(signal.SIGTERM)
+            proc.wait_for("forcing exit")
+            # Far sooner than the 60 s grace period; the response is cut short.
+            assert proc.wait_exit(timeout=20) == 1
+            assert b"0\r\n\r\n" not in read_rest(sock)
+    finally:
+        proc.close()
+
+
+def test_graceful_timeout_expires(pipe: tuple[int, int]) -> None:
+    r, _ = pipe
+    proc = ServerProcess(
+        [BASIC, "--port", "0", "--timeout-graceful-shutdown", "0.5"],
+        env={"BLOCK_FD": str(r)},
+        pass_fds=[r],
+    )
+    try:
+        base = proc.wait_listening()
+        with open_wait(base):
+            proc.signal(signal.SIGTERM)
+            proc.wait_for("Closing 1 connection")
+            assert proc.wait_exit() == 0
+    finally:
+        proc.close()
 
 
 def test_zero_graceful_timeout_still_runs_lifespan_shutdown() -> None:

@@ -33,6 +33,22 @@ def start(*extra: str, workers: int = 2, **kwargs: object) -> tuple[ServerProces
     return start_workers(APP, "--port", "0", *extra, workers=workers, **kwargs)
 
 
+def kill_the_supervisor(proc: ServerProcess, workers: set[int]) -> None:
+    """SIGKILL the supervisor (no chance to clean up): every worker must still go."""
+    proc.proc.kill()
+    proc.proc.wait(10)
+    assert wait_until(lambda: not any(alive(pid) for pid in workers), 20), [
+        pid for pid in workers if alive(pid)
+    ]
+
+
+def kill_leftovers(proc: ServerProcess, workers: set[int]) -> None:
+    for pid in workers:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    proc.close()
+
+
 def stop(proc: ServerProcess) -> None:
     proc.signal(signal.SIGTERM)
     assert proc.wait_exit(30) == 0, proc.output
@@ -209,22 +225,15 @@ def test_workers_on_a_unix_socket(tmp_path: Path) -> None:
 
 
 def test_sigkill_of_the_supervisor_leaves_no_workers() -> None:
-    proc, _, workers = start_workers(APP, "--port", "0")
+    proc, _, workers = start()
     try:
-        proc.proc.kill()
-        proc.proc.wait(10)
-        assert wait_until(lambda: not any(alive(pid) for pid in workers), 20), [
-            pid for pid in workers if alive(pid)
-        ]
+        kill_the_supervisor(proc, workers)
     finally:
-        for pid in workers:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        proc.close()
+        kill_leftovers(proc, workers)
 
 
 def test_sigterm_to_one_worker_replaces_only_that_worker() -> None:
-    proc, base, workers = start_workers(APP, "--port", "0")
+    proc, base, workers = start()
     try:
         victim, other = sorted(workers)
         os.kill(victim, signal.SIGTERM)
@@ -258,9 +267,7 @@ def test_two_workers_on_an_inherited_fd() -> None:
 
 
 def test_max_requests_rolling_replacement_refuses_nothing() -> None:
-    proc, base, _ = start_workers(
-        APP, "--port", "0", "--limit-max-requests", "15", "--limit-max-requests-jitter", "5"
-    )
+    proc, base, _ = start("--limit-max-requests", "15", "--limit-max-requests-jitter", "5")
     try:
         errors: list[str] = []
         pids: set[int] = set()
@@ -290,7 +297,7 @@ def test_max_requests_rolling_replacement_refuses_nothing() -> None:
 
 def test_sighup_lets_the_in_flight_response_finish(pipe: tuple[int, int]) -> None:
     r, w = pipe
-    proc, base, old = start_workers(APP, "--port", "0", env={"BLOCK_FD": str(r)}, pass_fds=[r])
+    proc, base, old = start(env={"BLOCK_FD": str(r)}, pass_fds=[r])
     try:
         with open_wait(base) as sock:
             data = b""
@@ -310,7 +317,7 @@ def test_sighup_lets_the_in_flight_response_finish(pipe: tuple[int, int]) -> Non
 
 def test_double_sigint_on_the_supervisor_is_quiet_and_non_zero(pipe: tuple[int, int]) -> None:
     r, _ = pipe
-    proc, base, _ = start_workers(APP, "--port", "0", env={"BLOCK_FD": str(r)}, pass_fds=[r])
+    proc, base, _ = start(env={"BLOCK_FD": str(r)}, pass_fds=[r])
     try:
         with open_wait(base):
             proc.signal(signal.SIGINT)
@@ -361,13 +368,6 @@ def test_sigkill_of_the_supervisor_during_worker_startup_leaves_no_workers() -> 
                 workers.add(int(line.group(1)))
             else:
                 began += 1
-        proc.proc.kill()
-        proc.proc.wait(10)
-        assert wait_until(lambda: not any(alive(pid) for pid in workers), 20), [
-            pid for pid in workers if alive(pid)
-        ]
+        kill_the_supervisor(proc, workers)
     finally:
-        for pid in workers:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        proc.close()
+        kill_leftovers(proc, workers)

@@ -22,8 +22,12 @@ def start_workers(
 ) -> tuple[ServerProcess, str, set[int]]:
     """Start ``--workers N`` and wait until every worker is ready: (process, base URL, pids)."""
     proc = ServerProcess([*args, "--workers", str(workers)], **kwargs)  # type: ignore[arg-type]
-    base = proc.wait_for(r"Supervisor listening on (\S+)").group(1)
-    ready = {int(proc.wait_for(READY).group(1)) for _ in range(workers)}
+    try:
+        base = proc.wait_for(r"Supervisor listening on (\S+)").group(1)
+        ready = {int(proc.wait_for(READY).group(1)) for _ in range(workers)}
+    except BaseException:
+        proc.close()  # the caller never gets it to close
+        raise
     return proc, base, ready
 
 
