@@ -1,4 +1,5 @@
-"""Apps for the adversarial runtime review tests (``tests/server/test_runtime_review_*``)."""
+"""Apps with unusual lifecycles: startup that never answers, shutdown that hangs or fails,
+non-ASGI-3 signatures, and a WebSocket echo that reports its worker pid."""
 
 from __future__ import annotations
 
