@@ -169,6 +169,10 @@ class Server:
         self.metrics: MetricsService | None = None
         self.exit_code = EXIT_OK
         self._should_exit = False
+        # A signal forces the exit only when an earlier *signal* asked for the graceful one:
+        # a worker already stopping on its own (--limit-max-requests, shutdown()) that then
+        # gets the supervisor's SIGTERM must still finish gracefully.
+        self._signalled = False
         self._force_exit = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._exit_event: asyncio.Event | None = None
@@ -223,10 +227,11 @@ class Server:
 
     # --- signals ----------------------------------------------------------------------------------
     def _handle_signal(self, sig: signal.Signals) -> None:
-        if self._should_exit:
+        if self._signalled:
             logger.warning("Received %s again: forcing exit.", sig.name)
             self.force_exit = True
         else:
+            self._signalled = True
             logger.info("Received %s: shutting down gracefully (send again to force).", sig.name)
             self.should_exit = True
 

@@ -94,6 +94,32 @@ def test_second_signal_forces_exit(pipe: tuple[int, int]) -> None:
         proc.close()
 
 
+def test_a_signal_during_a_self_initiated_stop_is_the_first_not_the_second(
+    pipe: tuple[int, int],
+) -> None:
+    """A worker already stopping on its own (--limit-max-requests) that then gets the
+    supervisor's SIGTERM finishes gracefully: only a second *signal* forces the exit."""
+    r, w = pipe
+    proc = ServerProcess(
+        [BASIC, "--port", "0", "--limit-max-requests", "1"],
+        env={"BLOCK_FD": str(r)},
+        pass_fds=[r],
+    )
+    try:
+        base = proc.wait_listening()
+        with open_wait(base) as sock:
+            proc.wait_for(r"Served 1 requests \(limit 1\)")
+            proc.signal(signal.SIGTERM)
+            proc.wait_for("shutting down gracefully")
+            os.write(w, b"x")  # let the app finish its response
+            rest = read_rest(sock)
+        assert rest.endswith(b"0\r\n\r\n")  # the in-flight response was not cut short
+        assert proc.wait_exit() == 0
+        assert "forcing exit" not in proc.output
+    finally:
+        proc.close()
+
+
 def test_graceful_timeout_expires(pipe: tuple[int, int]) -> None:
     r, _ = pipe
     proc = ServerProcess(
