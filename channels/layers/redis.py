@@ -64,13 +64,25 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from channels.exceptions import ChannelFull
 from channels.layers.base import BaseChannelLayer, CapacityPattern
 from channels.layers.in_memory import Mailbox, sweep_mailboxes
+from channels.layers.redis_cluster import (
+    CLUSTER_ERRORS,
+    ClusterSpec,
+    TopologyLog,
+    cluster_spec,
+    push_per_slot,
+)
 
 __all__ = ["HashRing", "RedisChannelLayer"]
 
 logger = logging.getLogger("channels.layers")
 
 Message = dict[str, Any]
-RECONNECT_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+RECONNECT_ERRORS: tuple[type[Exception], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    OSError,
+    *CLUSTER_ERRORS,
+)
 # Seconds a BLPOP blocks before the receive loop goes round again (must stay below the
 # client's socket timeout).
 BLOCK_SECONDS = 2
@@ -339,9 +351,12 @@ def split_envelope(raw: bytes) -> tuple[int, str, bytes]:
 class _LoopState:
     """Per-event-loop connections and the process-local reader."""
 
-    def __init__(self, hosts: list[HostSpec]) -> None:
-        self.clients = [make_client(h) for h in hosts]
-        self.blocking_clients = [make_client(h, blocking=True) for h in hosts]
+    def __init__(self, hosts: list[HostSpec], cluster: ClusterSpec | None = None) -> None:
+        self.clients: list[Any] = [make_client(h) for h in hosts]
+        self.blocking_clients: list[Any] = [make_client(h, blocking=True) for h in hosts]
+        if cluster is not None:  # one "shard": the cluster client routes by slot itself
+            self.clients = [cluster.client()]
+            self.blocking_clients = [cluster.client(blocking=True)]
         self.scripts: list[Any] = [c.register_script(SEND_SCRIPT) for c in self.clients]
         self.member_scripts: list[Any] = [
             c.register_script(GROUP_MEMBERS_SCRIPT) for c in self.clients
@@ -382,8 +397,16 @@ class RedisChannelLayer(BaseChannelLayer):
             raise ValueError(f"group_expiry must be positive, not {group_expiry!r}")
         self.prefix = prefix
         self.group_expiry = group_expiry
-        self.hosts = parse_hosts(hosts, sentinels, services, sentinel_kwargs)
-        self.ring = HashRing([h.ident for h in self.hosts])
+        # Redis Cluster (redis+cluster:// hosts): see channels.layers.redis_cluster.
+        self.cluster = cluster_spec(hosts)
+        self.topology = TopologyLog(f"RedisChannelLayer {prefix!r}") if self.cluster else None
+        if self.cluster is not None and (sentinels or services):
+            raise ValueError("a Redis Cluster cannot be combined with Sentinel services")
+        self.hosts = (
+            [] if self.cluster else parse_hosts(hosts, sentinels, services, sentinel_kwargs)
+        )
+        idents = [self.cluster.ident] if self.cluster else [h.ident for h in self.hosts]
+        self.ring = HashRing(idents)
         self.codec = Codec(symmetric_encryption_keys)
         # Wall clock: deadlines are compared across processes.  Injectable for tests.
         self.clock = clock
@@ -418,7 +441,7 @@ class RedisChannelLayer(BaseChannelLayer):
             # Forget loops that were closed without telling us (their sockets died with them).
             for old in [lp for lp in self._loops if lp.is_closed()]:
                 del self._loops[old]
-            state = self._loops[loop] = _LoopState(self.hosts)
+            state = self._loops[loop] = _LoopState(self.hosts, self.cluster)
             self._close_with_loop(loop)
         return state
 
@@ -476,9 +499,13 @@ class RedisChannelLayer(BaseChannelLayer):
         return self.ring.shard(name)
 
     def _key(self, name: str) -> str:
+        if self.cluster is not None:  # hash tag: the key's slot is the name's
+            return f"{self.prefix}:{{{name}}}"
         return f"{self.prefix}:{name}"
 
     def _group_key(self, group: str) -> str:
+        if self.cluster is not None:
+            return f"{self.prefix}:group:{{{group}}}"
         return f"{self.prefix}:group:{group}"
 
     # ---------------------------------------------------------------- writing
@@ -494,6 +521,9 @@ class RedisChannelLayer(BaseChannelLayer):
         args: list[Any] = [payload, int(self.expiry) + 1, int(now * 1000)]
         for _key, capacity, header in items:
             args += [capacity, header]
+        if self.cluster is not None:  # one script call per slot, a pipeline per node
+            async with bounded("a send", self.command_timeout):
+                return await push_per_slot(state.clients[0], state.scripts[0], items, args[:3])
         async with bounded("a send", self.command_timeout):
             full = await state.scripts[shard](
                 keys=[i[0] for i in items], args=args, client=state.clients[shard]
@@ -541,11 +571,16 @@ class RedisChannelLayer(BaseChannelLayer):
                 pop.add_done_callback(lambda t: self._push_back(client, key, t))
                 raise
             except RECONNECT_ERRORS as exc:
-                logger.warning("Redis receive on %r failed (%s); retrying", channel, exc)
+                if self.topology is not None:
+                    self.topology.failed(exc)
+                else:
+                    logger.warning("Redis receive on %r failed (%s); retrying", channel, exc)
                 await asyncio.sleep(backoff)  # reconnect backoff, not waiting for an event
                 backoff = min(backoff * 2, 1.0)
                 continue
             backoff = 0.05
+            if self.topology is not None and self.topology.failing:
+                self.topology.recovered()
             if result is None:
                 continue
             message = self._open(result[1])
@@ -690,11 +725,16 @@ class RedisChannelLayer(BaseChannelLayer):
             try:
                 result = await blpop(client, key)
             except RECONNECT_ERRORS as exc:
-                logger.warning("Redis reader for %r failed (%s); retrying", key, exc)
+                if self.topology is not None:
+                    self.topology.failed(exc)
+                else:
+                    logger.warning("Redis reader for %r failed (%s); retrying", key, exc)
                 await asyncio.sleep(backoff)  # reconnect backoff
                 backoff = min(backoff * 2, 1.0)
                 continue
             backoff = 0.05
+            if self.topology is not None and self.topology.failing:
+                self.topology.recovered()
             if result is not None:
                 self._dispatch(result[1])
                 if me is not None and me.cancelling():

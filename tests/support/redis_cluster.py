@@ -118,7 +118,17 @@ class ClusterNode:
             for line in stdout:
                 self.log.append(line)
 
-        threading.Thread(target=pump, daemon=True).start()
+        self._pump = threading.Thread(target=pump, daemon=True)
+        self._pump.start()
+
+    def _reap(self) -> None:
+        """After the process exited: let the log pump hit EOF, then close the pipe (an
+        unclosed pipe is a ResourceWarning, an error under the test settings)."""
+        pump = getattr(self, "_pump", None)
+        if pump is not None:
+            pump.join(timeout=5)
+        if self.process is not None and self.process.stdout is not None:
+            self.process.stdout.close()
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -128,6 +138,7 @@ class ClusterNode:
             assert self.process is not None
             self.process.kill()
             self.process.wait()
+            self._reap()
 
     def stop(self) -> None:
         if self.alive():
@@ -138,6 +149,7 @@ class ClusterNode:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+            self._reap()
 
     def cli(self, *args: str) -> str:
         return _cli(self.port, *args)
@@ -246,5 +258,15 @@ class RedisCluster:
 @pytest.fixture
 def redis_cluster(tmp_path: Path) -> Iterator[RedisCluster]:
     cluster = RedisCluster(tmp_path / "cluster")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """One cluster for every test that leaves its topology alone (start-up costs seconds).
+    Users must delete what they wrote (the layer tests flush every layer they made); tests
+    that fail over or kill nodes take the per-test ``redis_cluster`` instead."""
+    cluster = RedisCluster(tmp_path_factory.mktemp("shared-cluster"))
     yield cluster
     cluster.stop()
