@@ -149,7 +149,8 @@ class ShardedSubscriber:
             node = self.router.nodes_manager.get_node_from_slot(slot_of(topic))
             link = self.links.get(node.name)
             if link is None or link.dead:
-                link = self.links[node.name] = _Link(node.name, node.host, int(node.port), self.spec)
+                link = _Link(node.name, node.host, int(node.port), self.spec)
+                self.links[node.name] = link
             link.topics.add(topic)
             self.owner[topic] = link
             await link.pubsub.ssubscribe(topic)
