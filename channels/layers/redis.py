@@ -59,6 +59,7 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from channels.exceptions import ChannelFull
@@ -282,8 +283,15 @@ async def bounded(what: str, seconds: float) -> AsyncIterator[None]:
 async def blpop(client: Redis, key: str) -> Any:
     """BLPOP with a client-side bound (a dead connection cannot block us forever), then
     honour a cancellation that something underneath may have swallowed."""
-    async with asyncio.timeout(BLOCK_SECONDS + BLOCK_GRACE):
-        result = await cast(Awaitable[Any], client.blpop([key], BLOCK_SECONDS))
+    try:
+        async with asyncio.timeout(BLOCK_SECONDS + BLOCK_GRACE):
+            result = await cast(Awaitable[Any], client.blpop([key], BLOCK_SECONDS))
+    except ResponseError as exc:
+        if str(exc).startswith("UNBLOCKED"):
+            # A primary demoted to replica (cluster or Sentinel failover) ends blocked
+            # commands with -UNBLOCKED; nothing was popped: retry like a lost connection.
+            raise RedisConnectionError(f"BLPOP interrupted by a role change: {exc}") from exc
+        raise
     task = asyncio.current_task()
     if task is not None and task.cancelling() and result is None:
         raise asyncio.CancelledError

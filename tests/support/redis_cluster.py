@@ -209,6 +209,23 @@ class RedisCluster:
                     return node
         raise LookupError(f"no live replica of {primary.address}")
 
+    def owner_of(self, slot: int) -> ClusterNode:
+        """The live primary serving ``slot``, per ``CLUSTER NODES`` of a live node."""
+        live = [n for n in self.nodes if n.alive()]
+        by_port = {n.port: n for n in live}
+        for line in live[0].cli("CLUSTER", "NODES").splitlines():
+            fields = line.split()
+            if len(fields) < 9 or "master" not in fields[2] or "fail" in fields[2]:
+                continue
+            port = int(fields[1].split("@")[0].rsplit(":", 1)[1])
+            for item in fields[8:]:
+                if item.startswith("["):  # a slot being migrated, not served
+                    continue
+                low, _, high = item.partition("-")
+                if int(low) <= slot <= int(high or low) and port in by_port:
+                    return by_port[port]
+        raise LookupError(f"no live primary serves slot {slot}")
+
     def wait_until_ok(self, timeout: float = CONVERGE_TIMEOUT) -> None:
         """Every live node reports cluster_state:ok with all slots assigned and agrees on
         the same number of primaries."""
@@ -227,6 +244,7 @@ class RedisCluster:
     def failover(self, primary: ClusterNode, timeout: float = CONVERGE_TIMEOUT) -> ClusterNode:
         """Promote ``primary``'s replica (a manual, coordinated failover) and return it."""
         replica = self.replica_of(primary)
+        self.wait_replicas_synced(timeout)
         out = replica.cli("CLUSTER", "FAILOVER")
         if "OK" not in out:
             raise RuntimeError(f"CLUSTER FAILOVER refused: {out}")
@@ -238,9 +256,25 @@ class RedisCluster:
         self.wait_until_ok(timeout)
         return replica
 
+    def wait_replicas_synced(self, timeout: float = CONVERGE_TIMEOUT) -> None:
+        """Every live replica finished its sync with its primary: a replica that never synced
+        refuses to be promoted (its data counts as too old), so a failover test right after
+        start-up would otherwise wait in vain."""
+        deadline = time.monotonic() + timeout
+        while True:
+            replicas = [n for n in self.nodes if n.alive() and n.role() == "slave"]
+            infos = [n.cli("INFO", "replication") for n in replicas]
+            synced = ("master_link_status:up" in i and "sync_in_progress:0" in i for i in infos)
+            if all(synced):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError("replicas did not sync:\n" + "\n".join(infos))
+            time.sleep(POLL_INTERVAL)  # polling an external process's state; no event exists
+
     def kill_primary(self, primary: ClusterNode, timeout: float = CONVERGE_TIMEOUT) -> ClusterNode:
         """SIGKILL ``primary`` and wait until its replica has been promoted automatically."""
         replica = self.replica_of(primary)
+        self.wait_replicas_synced(timeout)
         primary.kill()
         deadline = time.monotonic() + timeout
         while replica.role() != "master":
