@@ -83,6 +83,39 @@ async def test_keys_carry_hash_tags_and_group_send_spans_every_primary(
         await layer.close()
 
 
+@pytest.mark.redis
+async def test_one_envelope_per_process_and_armed_hand_off(
+    shared_redis_cluster: RedisCluster,
+) -> None:
+    """Batching and the direct hand-off survive the cluster layout: a group of 20 local
+    members in each of two processes costs one envelope per process list, and armed futures
+    are resolved straight from the process's reader."""
+    hosts = cluster_hosts(shared_redis_cluster)
+    layers = [RedisChannelLayer(hosts=hosts, prefix="batch") for _ in range(2)]
+    try:
+        members = {layer: [await layer.new_channel() for _ in range(20)] for layer in layers}
+        for layer, channels in members.items():
+            for channel in channels:
+                await layer.group_add("batched", channel)
+        await layers[0].group_send("batched", {"type": "once"})
+        client = layers[0]._state().clients[0]
+        for layer in layers:  # nobody received yet: the envelopes wait in the lists
+            assert await client.llen(layer._key(layer.local_name)) == 1
+        loop = asyncio.get_running_loop()
+        futures = []
+        for layer, channels in members.items():
+            for channel in channels:
+                fut: asyncio.Future[dict[str, Any]] = loop.create_future()
+                layer.arm(channel, fut)
+                futures.append(fut)
+        async with asyncio.timeout(10):
+            assert await asyncio.gather(*futures) == [{"type": "once"}] * 40
+    finally:
+        for layer in layers:
+            await layer.flush()
+            await layer.close()
+
+
 # ---------------------------------------------------------------- failover
 async def _list_layer_survives(
     cluster: RedisCluster, kill: bool, caplog: pytest.LogCaptureFixture
