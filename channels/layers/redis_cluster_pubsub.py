@@ -179,32 +179,41 @@ class ShardedSubscriber:
                 if fut is not None and not fut.done():
                     fut.set_result(None)
             elif kind == "sunsubscribe" and self.owner.get(topic) is link:
-                # Not asked for: the node gave the slot away (failover, resharding).
+                # Not asked for: the node gave the slot away (a coordinated failover demoted
+                # it, or the slot was migrated); Redis 7 tells shard subscribers so.
                 self._forget(topic)
+                if not link.topics:
+                    self._drop(link)
                 self._rehome({topic})
 
     def _lost(self, link: _Link, exc: BaseException) -> None:
-        """``link`` failed: drop it, tell consumers once, and place its channels again."""
+        """``link`` failed: drop it and place its channels again."""
         if link.dead:
             return
         self.topology.failed(exc)
-        link.dead = True
-        if self.links.get(link.name) is link:
-            del self.links[link.name]
         topics = set(link.topics)
         for topic in topics:
             if self.owner.get(topic) is link:
                 del self.owner[topic]
         link.topics.clear()
+        self._drop(link)
+        self._rehome(topics)
+
+    def _drop(self, link: _Link) -> None:
+        """Close ``link`` in the background (it may be the caller's own reader)."""
+        link.dead = True
+        if self.links.get(link.name) is link:
+            del self.links[link.name]
         closing = asyncio.get_running_loop().create_task(link.close())
         self.closing.add(closing)
         closing.add_done_callback(self.closing.discard)
-        self.on_lost()
-        self._rehome(topics)
 
     def _rehome(self, topics: set[str]) -> None:
+        """Place ``topics`` again; consumers hear ``on_lost`` once when a move starts and
+        ``on_back`` once every channel is subscribed again (messages in between are gone)."""
         self.homeless |= topics
         if self.mover is None or self.mover.done():
+            self.on_lost()
             self.mover = asyncio.get_running_loop().create_task(self._move())
 
     async def _move(self) -> None:
@@ -229,6 +238,8 @@ class ShardedSubscriber:
                 continue
             await asyncio.sleep(backoff)  # the cluster is still failing over: back off
             backoff = min(backoff * 2, 1.0)
+        for link in [x for x in self.links.values() if not x.topics and not x.dead]:
+            self._drop(link)  # a connection nothing is subscribed on any more
         if not self.stopping:
             self.topology.recovered()
             self.on_back()

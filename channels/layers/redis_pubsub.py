@@ -226,7 +226,10 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
         """Subscribe (once per loop) and wait for Redis to confirm, so later publishes
         reach us."""
         if self.cluster is not None:
-            await self._cluster_subscriber().subscribe(topic)
+            sharded = self._cluster_subscriber()
+            await sharded.subscribe(topic)
+            # Listed like a plain subscription, so on_disconnect/on_reconnect reach it.
+            self._topics[asyncio.get_running_loop()][topic] = sharded.confirmed[topic]
             return
         shard = self._shard_for(name)
         loop = asyncio.get_running_loop()
@@ -255,6 +258,7 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
 
     async def _unsubscribe(self, name: str, topic: str) -> None:
         if self.cluster is not None:
+            self._topics[asyncio.get_running_loop()].pop(topic, None)
             await self._cluster_subscriber().unsubscribe(topic)
             return
         shard = self._shard_for(name)
