@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +33,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -97,6 +99,8 @@ class ShardedSubscriber:
         self.owner: dict[str, _Link] = {}  # topic -> link carrying it
         self.confirmed: dict[str, asyncio.Future[None]] = {}
         self.homeless: set[str] = set()  # topics waiting to be placed again
+        # topic -> (node it left, until when a slot map naming that node is taken as stale)
+        self.left: dict[str, tuple[str, float]] = {}
         self.mover: asyncio.Task[None] | None = None
         self.closing: set[asyncio.Task[None]] = set()  # links being closed (kept from GC)
         self.stopping = False
@@ -129,6 +133,7 @@ class ShardedSubscriber:
     async def unsubscribe(self, topic: str) -> None:
         self.confirmed.pop(topic, None)
         self.homeless.discard(topic)
+        self.left.pop(topic, None)
         link = self._forget(topic)
         if link is not None and not link.dead:
             with contextlib.suppress(*LINK_ERRORS, TimeoutError):
@@ -147,6 +152,12 @@ class ShardedSubscriber:
             if self.router._initialize:
                 await self.router.initialize()
             node = self.router.nodes_manager.get_node_from_slot(slot_of(topic))
+            left, until = self.left.get(topic, ("", 0.0))
+            if node.name == left and time.monotonic() < until:
+                # Right after a failover some nodes still name the old primary; a demoted
+                # primary even accepts SSUBSCRIBE (as a replica of the new owner).  Wait for
+                # the map to catch up rather than subscribe on a replica.
+                raise RedisConnectionError(f"slot map still names {left} for {topic}")
             link = self.links.get(node.name)
             if link is None or link.dead:
                 link = _Link(node.name, node.host, int(node.port), self.spec)
@@ -184,7 +195,7 @@ class ShardedSubscriber:
                 self._forget(topic)
                 if not link.topics:
                     self._drop(link)
-                self._rehome({topic})
+                self._rehome({topic}, link)
 
     def _lost(self, link: _Link, exc: BaseException) -> None:
         """``link`` failed: drop it and place its channels again."""
@@ -197,7 +208,7 @@ class ShardedSubscriber:
                 del self.owner[topic]
         link.topics.clear()
         self._drop(link)
-        self._rehome(topics)
+        self._rehome(topics, link)
 
     def _drop(self, link: _Link) -> None:
         """Close ``link`` in the background (it may be the caller's own reader)."""
@@ -208,9 +219,12 @@ class ShardedSubscriber:
         self.closing.add(closing)
         closing.add_done_callback(self.closing.discard)
 
-    def _rehome(self, topics: set[str]) -> None:
-        """Place ``topics`` again; consumers hear ``on_lost`` once when a move starts and
-        ``on_back`` once every channel is subscribed again (messages in between are gone)."""
+    def _rehome(self, topics: set[str], left: _Link) -> None:
+        """Place ``topics`` (which ``left`` carried) again; consumers hear ``on_lost`` once
+        when a move starts and ``on_back`` once every channel is subscribed again (messages
+        in between are gone)."""
+        until = time.monotonic() + self.timeout
+        self.left.update((topic, (left.name, until)) for topic in topics)
         self.homeless |= topics
         if self.mover is None or self.mover.done():
             self.on_lost()
@@ -234,6 +248,7 @@ class ShardedSubscriber:
                     self.topology.failed(exc)
                     break
                 self.homeless.discard(topic)
+                self.left.pop(topic, None)
             else:
                 continue
             await asyncio.sleep(backoff)  # the cluster is still failing over: back off
@@ -253,6 +268,7 @@ class ShardedSubscriber:
         self.owner.clear()
         self.confirmed.clear()
         self.homeless.clear()
+        self.left.clear()
         for link in links:
             await link.close()
 

@@ -176,10 +176,11 @@ async def _list_layer_survives(
             # A coordinated failover lets the replica catch up first: nothing acknowledged
             # is lost (writes are paused, then redirected).
             assert not lost
-        lost_logs = [r for r in caplog.records if LOST in r.getMessage()]
-        assert len([r for r in lost_logs if "'asgi'" in r.getMessage()]) <= 2  # once per layer
-        if kill:
-            assert any(BACK in r.getMessage() for r in caplog.records)
+        # Logged once for the whole switch (not once per retry), and once when it is over;
+        # the sender's failures went to its caller instead.
+        messages = [r.getMessage() for r in caplog.records]
+        assert len([m for m in messages if LOST in m]) == 1, messages
+        assert len([m for m in messages if BACK in m]) == 1, messages
     finally:
         for made in (layer, sender):
             await made.flush()
@@ -241,9 +242,10 @@ async def _pubsub_layer_survives(
         assert await layer.receive(channel) == {"type": "after"}
         await sender.group_send("survivors", {"type": "group-after"})
         assert await layer.receive(channel) == {"type": "group-after"}
-        if kill:
-            lost_logs = [r for r in caplog.records if LOST in r.getMessage()]
-            assert 1 <= len(lost_logs) <= 2  # once per layer: subscriber and publisher
+        messages = [r.getMessage() for r in caplog.records]
+        if kill:  # a demoted node ends subscriptions politely: nothing failed, nothing logged
+            assert len([m for m in messages if LOST in m]) == 1, messages
+            assert len([m for m in messages if BACK in m]) == 1, messages
     finally:
         for made in (layer, sender):
             await made.flush()
