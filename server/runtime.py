@@ -523,7 +523,7 @@ class Server:
         if state.connections:
             logger.warning("Closing %d connection(s) still open.", len(state.connections))
             for conn in list(state.connections):
-                _abort(conn)
+                conn.abort()
         tasks = [t for t in state.tasks if not t.done()]
         # The connections are gone, but their apps may still be handling the disconnect they
         # were just given (a consumer leaving its groups): let them finish within what is left
@@ -556,16 +556,6 @@ class Server:
         for srv in self._servers:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(srv.wait_closed(), 1.0)
-
-
-def _abort(conn: Any) -> None:
-    abort = getattr(conn, "abort", None)
-    if abort is not None:
-        abort()
-        return
-    transport = getattr(conn, "transport", None)
-    if transport is not None:
-        transport.abort()
 
 
 # --- entry points ------------------------------------------------------------------------------

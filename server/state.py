@@ -17,6 +17,9 @@ class Connection(Protocol):
     def shutdown(self) -> None:
         """Graceful stop: finish the in-flight response (HTTP) or close with 1001 (WebSocket)."""
 
+    def abort(self) -> None:
+        """Hard stop after the grace period: drop the connection without flushing."""
+
 
 class ServerState:
     __slots__ = (

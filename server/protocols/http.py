@@ -20,7 +20,8 @@ from urllib.parse import quote
 
 from server.access_log import AccessLog
 from server.config import Config
-from server.datecache import date_line
+from server.protocols.common import ConnectionTimer, default_headers, log_access, start_task
+from server.protocols.common import server_line as _server_line
 from server.protocols.flow import FlowControl
 from server.sansio.http11 import (
     NEED_DATA,
@@ -62,18 +63,6 @@ _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 # Timer kinds (one timer handle per connection; see HttpProtocol._arm_timer).
 _NO_TIMER, _KEEP_ALIVE, _REQUEST_HEAD = 0, 1, 2
-
-
-def _server_line(config: Config) -> bytes:
-    """The ``Server`` header line, or nothing.  The name comes from the command line or the
-    environment: one that cannot be a field value (CR/LF/NUL would split the response, RFC
-    9110 section 5.5) is left out rather than written or allowed to crash every connection."""
-    if not config.server_header or not config.server_name:
-        return b""
-    value = config.server_name.encode("latin-1", "replace")
-    if b"\r" in value or b"\n" in value or b"\0" in value:
-        return b""
-    return b"server: " + value + b"\r\n"
 
 
 class RequestCycle:
@@ -263,9 +252,8 @@ class HttpProtocol(asyncio.Protocol):
         self._cycle_waiting = False
         self._shutdown = False
         self._head_bytes = False
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer = ConnectionTimer(self.loop)
         self._timer_kind = _NO_TIMER
-        self._deadline = 0.0
         self._access = AccessLog(config.access_log)
         self._date = config.date_header
         self._server_line = _server_line(config)
@@ -317,9 +305,7 @@ class HttpProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.state.remove_connection(self)
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._timer.cancel()
         if self.flow is not None:
             self.flow.connection_lost()
         cycle = self.cycle
@@ -361,15 +347,13 @@ class HttpProtocol(asyncio.Protocol):
         ``LINGER_TIMEOUT``)."""
         if not self.closed:
             self.closed = True  # data_received now discards everything
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+            self._timer.cancel()
             transport = self.transport
             if linger and not self._shutdown and transport.can_write_eof():
                 self._lingering = True
                 self.flow.resume_reading()  # keep draining the socket so no RST is needed
                 transport.write_eof()  # sent once our response is flushed
-                self._timer = self.loop.call_later(LINGER_TIMEOUT, transport.close)
+                self._timer.arm(LINGER_TIMEOUT, transport.close)
             else:
                 transport.close()
 
@@ -384,9 +368,7 @@ class HttpProtocol(asyncio.Protocol):
             self.transport.write(data)
 
     def default_headers(self) -> bytes:
-        if self._date:
-            return date_line() + self._server_line
-        return self._server_line
+        return default_headers(self._date, self._server_line)
 
     def resume_body(self) -> None:
         """The app consumed the buffered body: read from the socket again."""
@@ -483,9 +465,7 @@ class HttpProtocol(asyncio.Protocol):
         )
         cycle = RequestCycle(self, scope, head, response)
         self.cycle = cycle
-        task = cycle.task = self.loop.create_task(self._run_app(cycle))
-        state.tasks.add(task)
-        task.add_done_callback(state.tasks.discard)
+        cycle.task = start_task(self.loop, state, self._run_app(cycle))
         return True
 
     def _respond_directly(
@@ -529,9 +509,7 @@ class HttpProtocol(asyncio.Protocol):
         )
         self._upgraded = True
         self.closed = True  # this protocol is done with the transport
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._timer.cancel()
         ws = WebSocketProtocol(self.config, self.app, self.state, self.loop)
         transport = self.transport
         transport.set_protocol(ws)
@@ -574,12 +552,8 @@ class HttpProtocol(asyncio.Protocol):
 
     def _log(self, head: RequestHead, status: int) -> None:
         if self._access.enabled and self.info is not None:
-            self._access.log(
-                self.info.client,
-                head.method.decode("ascii", "replace"),
-                head.target.decode("latin-1"),
-                head.http_version.decode("ascii", "replace"),
-                status,
+            log_access(
+                self._access, self.info.client, head.method, head.target, head.http_version, status
             )
 
     def _next_cycle(self, keep_alive: bool) -> None:
@@ -728,25 +702,12 @@ class HttpProtocol(asyncio.Protocol):
 
     # --- timers --------------------------------------------------------------------------
     def _arm_timer(self, kind: int, timeout: float) -> None:
-        """One timer handle per connection: moving the deadline later costs nothing (the
-        callback re-arms itself), only an earlier deadline reschedules the handle."""
-        loop = self.loop
-        deadline = loop.time() + timeout
-        self._deadline = deadline
         self._timer_kind = kind
-        timer = self._timer
-        if timer is None or timer.when() > deadline:
-            if timer is not None:
-                timer.cancel()
-            self._timer = loop.call_at(deadline, self._on_timer)
+        self._timer.arm(timeout, self._on_timer)
 
     def _on_timer(self) -> None:
-        self._timer = None
         kind = self._timer_kind
         if kind == _NO_TIMER or self.closed:
-            return
-        if self._deadline - self.loop.time() > 0.001:
-            self._timer = self.loop.call_at(self._deadline, self._on_timer)
             return
         if kind == _REQUEST_HEAD and self._head_bytes and self.cycle is None:
             # RFC 9110 section 15.5.9: 408 when the request did not arrive in time.  A

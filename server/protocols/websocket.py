@@ -23,29 +23,36 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from server.access_log import AccessLog
 from server.config import Config
 from server.datecache import date_line
+from server.protocols.common import (
+    ConnectionTimer,
+    default_headers,
+    log_access,
+    server_line,
+    start_task,
+)
 from server.protocols.flow import FlowControl
-from server.sansio.websocket import (
+from server.sansio.ws_errors import ClientDisconnected
+from server.sansio.ws_frames import (
     CLOSE_ABNORMAL,
     CLOSE_GOING_AWAY,
     CLOSE_INTERNAL_ERROR,
     CLOSE_NORMAL,
-    ClientDisconnected,
     Closed,
-    Frame,
-    HandshakeError,
     MessageReceived,
     PongReceived,
     State,
     WebSocketConnection,
-    parse_handshake,
 )
+from server.sansio.ws_handshake import HandshakeError, parse_handshake
+from server.sansio.ws_messages import DisconnectEvent, ReceivedEvent
+from server.sansio.ws_wire import Frame
 from server.state import ServerState
-from server.types import ASGIApp, Message, Scope
+from server.types import ASGIApp, Message, Receive, Scope
 from server.writer import writelines
 
 logger = logging.getLogger("server.error")
@@ -62,11 +69,6 @@ MAX_EARLY_BYTES: Final = 64 * 1024
 DEFAULT_CLOSE_TIMEOUT: Final = 10.0
 
 
-def _http_date() -> bytes:
-    # Shared once-per-second cache; strip its "date: " prefix and CRLF.
-    return date_line()[6:-2]
-
-
 class WebSocketReceive:
     """The ``receive`` callable handed to the application (contract: ``__call__`` + ``arm``).
 
@@ -80,10 +82,10 @@ class WebSocketReceive:
     def __init__(self, loop: asyncio.AbstractEventLoop, on_drain: Any) -> None:
         self._loop = loop
         self._on_drain = on_drain
-        self._pending: collections.deque[Message] = collections.deque()
+        self._pending: collections.deque[ReceivedEvent] = collections.deque()
         self._pending_bytes = 0
-        self._waiter: asyncio.Future[Message] | None = None
-        self._final: Message | None = None
+        self._waiter: asyncio.Future[ReceivedEvent] | None = None
+        self._final: DisconnectEvent | None = None
 
     @property
     def backlogged(self) -> bool:
@@ -95,7 +97,7 @@ class WebSocketReceive:
     def pending(self) -> int:
         return len(self._pending)
 
-    def push(self, message: Message, size: int = 0) -> None:
+    def push(self, message: ReceivedEvent, size: int = 0) -> None:
         if message["type"] == "websocket.disconnect":
             self._final = message
         waiter = self._waiter
@@ -108,17 +110,17 @@ class WebSocketReceive:
         self._pending.append(message)
         self._pending_bytes += size
 
-    def _pop(self) -> Message:
+    def _pop(self) -> ReceivedEvent:
         message = self._pending.popleft()
         if message["type"] == "websocket.receive":
-            data = message.get("text")
+            data: str | bytes | None = message.get("text")
             if data is None:
                 data = message.get("bytes")
             self._pending_bytes -= len(data) if data is not None else 0
         self._on_drain()
         return message
 
-    def arm(self, fut: asyncio.Future[Message]) -> None:
+    def arm(self, fut: asyncio.Future[ReceivedEvent]) -> None:
         if self._pending:
             if not fut.done():
                 fut.set_result(self._pop())
@@ -129,12 +131,12 @@ class WebSocketReceive:
             return
         self._waiter = fut
 
-    async def __call__(self) -> Message:
+    async def __call__(self) -> ReceivedEvent:
         if self._pending:
             return self._pop()
         if self._final is not None:
             return self._final
-        fut: asyncio.Future[Message] = self._loop.create_future()
+        fut: asyncio.Future[ReceivedEvent] = self._loop.create_future()
         self._waiter = fut
         return await fut
 
@@ -159,8 +161,8 @@ class WebSocketProtocol(asyncio.Protocol):
         self.scope: Scope = {}
         self.receive = WebSocketReceive(self.loop, self._on_drain)
         self.task: asyncio.Task[None] | None = None
-        self._server_header = config.server_name.encode() if config.server_header else None
-        self._timer: asyncio.TimerHandle | None = None
+        self._server_line = server_line(config)
+        self._timer = ConnectionTimer(self.loop)
         self._backlogged = False
         self._disconnected = False  # websocket.disconnect delivered to the app
         self._lost = False
@@ -184,8 +186,7 @@ class WebSocketProtocol(asyncio.Protocol):
         try:
             handshake = parse_handshake(scope["headers"])
         except HandshakeError as exc:
-            date = _http_date() if self.config.date_header else None
-            transport.write(exc.response(server=self._server_header, date=date))
+            transport.write(exc.response(self._default_headers()))
             transport.close()
             self.scope = scope
             self._log(exc.status)
@@ -202,17 +203,15 @@ class WebSocketProtocol(asyncio.Protocol):
         self.scope = scope
         self.receive.push({"type": "websocket.connect"})
         self._set_timer(self.config.ws_connect_timeout, self._on_connect_timeout)
-        task = self.loop.create_task(self._run_app())
-        self.task = task
-        self.server_state.tasks.add(task)
-        task.add_done_callback(self.server_state.tasks.discard)
+        self.task = start_task(self.loop, self.server_state, self._run_app())
         if buffered:
             self.data_received(buffered)
 
     # ----------------------------------------------------------------- application side
     async def _run_app(self) -> None:
         try:
-            await self.app(self.scope, self.receive, self.send)
+            # The app sees the plain ASGI callable types; the messages are ReceivedEvents.
+            await self.app(self.scope, cast(Receive, self.receive), self.send)
         except ClientDisconnected:
             pass  # ASGI 2.4: our own "connection closed" exception is not an app error
         except Exception:
@@ -234,12 +233,12 @@ class WebSocketProtocol(asyncio.Protocol):
         if conn.state is State.CONNECTING:
             # ASGI: returning before accept means deny (403); crashing is a 500.
             status = 500 if error else 403
-            self._write(conn.deny(status, server=self._server_header, date=self._date()))
+            self._write(conn.deny(status, self._default_headers()))
             self._log(status)
             self._finish_http()
         elif conn.state is State.DENYING:
             # Unfinished denial response: a 500 if nothing was written yet, else cut it short.
-            out = conn.abort_denial(server=self._server_header, date=self._date())
+            out = conn.abort_denial(self._default_headers())
             if out:
                 self._write(out)
             self._finish_http()
@@ -257,8 +256,8 @@ class WebSocketProtocol(asyncio.Protocol):
         before = conn.state
         out = conn.app_message(
             message,
-            server=self._server_header,
-            date=self._date() if before is State.CONNECTING else None,
+            server=self._server_line,
+            date=self._date_line() if before is State.CONNECTING else b"",
         )
         if out:
             self._write(out)
@@ -304,15 +303,18 @@ class WebSocketProtocol(asyncio.Protocol):
         if not self._access.enabled:
             return
         scope = self.scope
-        target = scope.get("raw_path", b"").decode("latin-1")
+        target = scope.get("raw_path", b"")
         if scope.get("query_string"):
-            target += "?" + scope["query_string"].decode("latin-1")
-        self._access.log(
-            scope.get("client"), "GET", target, scope.get("http_version", "1.1"), status
-        )
+            target += b"?" + scope["query_string"]
+        version = scope.get("http_version", "1.1").encode("ascii", "replace")
+        log_access(self._access, scope.get("client"), b"GET", target, version, status)
 
-    def _date(self) -> bytes | None:
-        return _http_date() if self.config.date_header else None
+    def _date_line(self) -> bytes:
+        return date_line() if self.config.date_header else b""
+
+    def _default_headers(self) -> bytes:
+        """Date and Server lines of an HTTP refusal or denial, exactly as on HTTP responses."""
+        return default_headers(self.config.date_header, self._server_line)
 
     # ----------------------------------------------------------------- transport side
     def _write(self, out: Frame) -> None:
@@ -352,7 +354,7 @@ class WebSocketProtocol(asyncio.Protocol):
                 break
             if type(event) is MessageReceived:
                 data = event.data
-                if type(data) is str:
+                if isinstance(data, str):
                     receive.push({"type": "websocket.receive", "text": data}, len(data))
                 else:
                     receive.push({"type": "websocket.receive", "bytes": data}, len(data))
@@ -448,7 +450,7 @@ class WebSocketProtocol(asyncio.Protocol):
             transport.close()
             return
         if conn.state is State.CONNECTING:
-            self._write(conn.deny(503, server=self._server_header, date=self._date()))
+            self._write(conn.deny(503, self._default_headers()))
             self._log(503)
             self._cancel_timer()
             transport.close()
@@ -466,32 +468,23 @@ class WebSocketProtocol(asyncio.Protocol):
             self.transport.abort()
 
     # ----------------------------------------------------------------- the one timer
-    _timer_callback: Any = None
-
     def _set_timer(self, delay: float, callback: Any) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_callback = callback
-        self._timer = self.loop.call_later(delay, callback)
+        self._timer.arm(delay, callback)
 
     def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_callback = None
+        self._timer.cancel()
 
     def _on_connect_timeout(self) -> None:
         """The app neither accepted nor refused within ``ws_connect_timeout``.
 
         We refuse with 403, as if the app had closed before accepting, and cancel the app.
         """
-        self._timer = None
         conn = self.conn
         transport = self.transport
         if conn is None or transport is None:
             return
         if conn.state is State.CONNECTING:
-            self._write(conn.deny(403, server=self._server_header, date=self._date()))
+            self._write(conn.deny(403, self._default_headers()))
             self._log(403)
         elif conn.state is not State.DENYING:
             return
@@ -501,7 +494,6 @@ class WebSocketProtocol(asyncio.Protocol):
             self.task.cancel()
 
     def _on_ping_timer(self) -> None:
-        self._timer = None
         conn = self.conn
         if conn is None or conn.state is not State.OPEN:
             return
@@ -524,7 +516,6 @@ class WebSocketProtocol(asyncio.Protocol):
                 self._set_timer(interval, self._on_ping_timer)
 
     def _on_ping_timeout(self) -> None:
-        self._timer = None
         conn = self.conn
         transport = self.transport
         if conn is None or transport is None or conn.state is not State.OPEN:
@@ -546,6 +537,5 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def _on_close_timeout(self) -> None:
         """The peer never answered our Close (or never hung up after a failure)."""
-        self._timer = None
         if self.transport is not None:
             self.transport.abort()

@@ -16,7 +16,8 @@ from wsproto.events import CloseConnection, Ping, Pong, TextMessage
 from server.config import Config
 from server.protocols import websocket as wsmod
 from server.protocols.websocket import WebSocketProtocol, WebSocketReceive
-from server.sansio.websocket import ClientDisconnected, State
+from server.sansio.ws_errors import ClientDisconnected
+from server.sansio.ws_frames import State
 from server.state import ServerState
 from server.types import Message, Receive, Scope, Send
 from tests.support.fakes import FakeTransport
@@ -110,9 +111,9 @@ async def settle() -> None:
 
 def fire(proto: WebSocketProtocol, expected: str) -> None:
     """Virtual time: run the connection's single timer now instead of waiting for it."""
-    assert proto._timer is not None, "no timer armed"
-    callback = proto._timer_callback
-    assert callback.__name__ == expected
+    callback = proto._timer.callback
+    assert callback is not None, "no timer armed"
+    assert getattr(callback, "__name__", None) == expected
     proto._timer.cancel()
     callback()
 
@@ -340,7 +341,7 @@ async def test_app_close_waits_for_client_reply() -> None:
     proto, transport, _, h = await accepted(ws_ping_interval=None)
     await h.send({"type": "websocket.close", "code": 4100, "reason": "r"})
     assert transport.writes == [b"\x88\x03" + struct.pack("!H", 4100) + b"r"]
-    assert not transport.closed and proto._timer_callback.__name__ == "_on_close_timeout"
+    assert not transport.closed and proto._timer.callback.__name__ == "_on_close_timeout"
     proto.data_received(client_frames(CloseConnection(code=4100)))
     assert transport.closed and len(transport.writes) == 1
     assert (await h.receive())["code"] == 4100
@@ -401,14 +402,14 @@ async def test_early_frames_delivered_after_accept() -> None:
 
 async def test_ping_pong_keepalive_cycle() -> None:
     proto, transport, _, h = await accepted(ws_ping_interval=7, ws_ping_timeout=3)
-    assert proto._timer is not None
+    assert proto._timer.armed
     loop = asyncio.get_running_loop()
     assert 6 < proto._timer.when() - loop.time() <= 7
     fire(proto, "_on_ping_timer")
     assert transport.writes == [b"\x89\x00"]
-    assert proto._timer_callback.__name__ == "_on_ping_timeout"
+    assert proto._timer.callback.__name__ == "_on_ping_timeout"
     proto.data_received(client_frames(Pong(payload=b"")))
-    assert proto._timer_callback.__name__ == "_on_ping_timer"  # re-armed, same handle slot
+    assert proto._timer.callback.__name__ == "_on_ping_timer"  # re-armed, same handle slot
     h.finish.set()
 
 
@@ -432,7 +433,7 @@ async def test_ping_timeout_not_blamed_on_peer_while_we_paused_reading() -> None
     assert not transport.reading
     fire(proto, "_on_ping_timer")
     fire(proto, "_on_ping_timeout")
-    assert not transport.closed and proto._timer_callback.__name__ == "_on_ping_timeout"
+    assert not transport.closed and proto._timer.callback.__name__ == "_on_ping_timeout"
     h.finish.set()
 
 
@@ -546,11 +547,11 @@ async def test_close_after_peer_close_is_bounded_by_abort_timer() -> None:
     proto, transport, _, h = await accepted(ws_ping_interval=None, ws_ping_timeout=3.0)
     proto.data_received(client_frames(CloseConnection(code=1000)))
     assert transport.closed
-    assert proto._timer is not None and proto._timer.when() - proto.loop.time() > 2.5
+    assert proto._timer.armed and proto._timer.when() - proto.loop.time() > 2.5
     fire(proto, "_on_close_timeout")
     assert transport.aborted
     await settle()
-    assert proto._timer is None
+    assert not proto._timer.armed
     h.finish.set()
 
 

@@ -1,4 +1,4 @@
-"""Adversarial WebSocket review: misbehaving clients and apps over real sockets on 127.0.0.1.
+"""Hostile or buggy WebSocket peers and applications, over real sockets on 127.0.0.1.
 
 Each test pins one rule of RFC 6455 / RFC 7692 / the ASGI WebSocket spec 2.4 that a hostile or
 buggy peer (or application) could otherwise use to crash, hang or bloat the server.
@@ -7,9 +7,6 @@ buggy peer (or application) could otherwise use to crash, hang or bloat the serv
 from __future__ import annotations
 
 import asyncio
-import base64
-import contextlib
-import os
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -21,97 +18,22 @@ from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFact
 from wsproto.connection import Connection as WsprotoConnection
 from wsproto.connection import ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Pong, TextMessage
-from wsproto.extensions import PerMessageDeflate
 
 from server.protocols.websocket import MAX_PENDING_MESSAGES, WebSocketProtocol
 from server.types import Message, Receive, Scope, Send
 from tests.support.live import LiveServer, serve
-
-
-def frame(first: int, payload: bytes, *, mask: bool = True) -> bytes:
-    """A client frame with any first byte (FIN/RSV/opcode), masked unless told otherwise."""
-    n = len(payload)
-    if n < 126:
-        head = bytes((first, (0x80 if mask else 0) | n))
-    elif n < 65536:
-        head = struct.pack("!BBH", first, (0x80 if mask else 0) | 126, n)
-    else:
-        head = struct.pack("!BBQ", first, (0x80 if mask else 0) | 127, n)
-    if not mask:
-        return head + payload
-    key = os.urandom(4)
-    body = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
-    return head + key + body
-
-
-def request(extra: bytes = b"") -> bytes:
-    key = base64.b64encode(os.urandom(16))
-    return (
-        b"GET /raw HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n" + extra + b"\r\n"
-    )
-
-
-async def raw_open(
-    srv: LiveServer, extra: bytes = b""
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes]:
-    reader, writer = await asyncio.open_connection(srv.host, srv.port)
-    writer.write(request(extra))
-    head = await reader.readuntil(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 101 "), head
-    return reader, writer, head
-
-
-def server_events(data: bytes) -> list[Any]:
-    c = WsprotoConnection(ConnectionType.CLIENT)
-    c.receive_data(data)
-    return list(c.events())
-
-
-async def close_writer(writer: asyncio.StreamWriter) -> None:
-    writer.close()
-    with contextlib.suppress(ConnectionError):
-        await writer.wait_closed()
-
-
-class Echo:
-    """Accepts, echoes, records the disconnect (and any error the server raised into it)."""
-
-    def __init__(self) -> None:
-        self.disconnects: list[Message] = []
-        self.disconnected = asyncio.Event()
-        self.errors: list[str] = []
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        assert (await receive())["type"] == "websocket.connect"
-        await send({"type": "websocket.accept"})
-        while True:
-            message = await receive()
-            if message["type"] == "websocket.disconnect":
-                self.disconnects.append(message)
-                self.disconnected.set()
-                return
-            await send(
-                {
-                    "type": "websocket.send",
-                    "text": message.get("text"),
-                    "bytes": message.get("bytes"),
-                }
-            )
-
-
-async def expect_failure(srv: LiveServer, app: Echo, data: bytes, code: int) -> None:
-    """Send ``data`` after the handshake; the server must answer Close(code) and tell the app."""
-    reader, writer, _ = await raw_open(srv)
-    writer.write(data)
-    got = await asyncio.wait_for(reader.read(), 5)
-    await close_writer(writer)
-    events = server_events(got)
-    assert events and isinstance(events[-1], CloseConnection), events
-    assert events[-1].code == code, events
-    await asyncio.wait_for(app.disconnected.wait(), 5)
-    assert app.disconnects[0]["code"] == code
-
+from tests.support.ws import (
+    Echo,
+    close_writer,
+    deflate_client,
+    expect_failure,
+    frame,
+    header_lines,
+    raw_open,
+    request,
+    response_header,
+    server_events,
+)
 
 # ------------------------------------------------------------------ client protocol violations
 
@@ -247,14 +169,6 @@ async def raw_http(srv: LiveServer, data: bytes) -> bytes:
     got = await asyncio.wait_for(reader.read(), 5)
     await close_writer(writer)
     return got
-
-
-def header_lines(head: bytes) -> list[tuple[bytes, bytes]]:
-    out = []
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        out.append((name.strip().lower(), value.strip()))
-    return out
 
 
 @pytest.mark.parametrize(
@@ -456,7 +370,7 @@ async def test_many_connections_open_and_close_leave_nothing_behind(
         assert not srv.state.connections
         assert not srv.state.tasks
     assert len(protos) == 120
-    assert all(p._timer is None and p._lost for p in protos)  # no timer outlives its socket
+    assert all(not p._timer.armed and p._lost for p in protos)  # no timer outlives its socket
     assert all(p.task is not None and p.task.done() for p in protos)
 
 
@@ -490,19 +404,6 @@ async def test_shutdown_during_handshake_is_503_and_app_sees_disconnect() -> Non
 
 
 # ------------------------------------------------------------------- permessage-deflate offers
-
-
-def deflate_client(response_ext: str) -> WsprotoConnection:
-    ext = PerMessageDeflate()
-    ext.finalize(response_ext)
-    return WsprotoConnection(ConnectionType.CLIENT, extensions=[ext])
-
-
-def response_header(head: bytes, name: bytes) -> bytes | None:
-    for n, v in header_lines(head):
-        if n == name:
-            return v
-    return None
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,8 @@
-"""Sans-I/O WebSocket core: handshake rules, ASGI state machine, frames in and out."""
+"""The connection after the handshake (server/sansio/ws_frames.py): ASGI message rules, frames
+in and out, the closing handshake, limits, permessage-deflate data."""
 
 from __future__ import annotations
 
-import base64
 import os
 import struct
 from typing import Any
@@ -13,151 +13,27 @@ from hypothesis import strategies as st
 from wsproto.connection import Connection as WsprotoConnection
 from wsproto.connection import ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
-from wsproto.extensions import Extension, PerMessageDeflate
+from wsproto.extensions import PerMessageDeflate
 
-from server.sansio import websocket as ws
-from server.sansio.websocket import (
-    ASGIWebSocketError,
-    ClientDisconnected,
+from server.sansio import ws_frames as ws
+from server.sansio.ws_errors import ASGIWebSocketError, ClientDisconnected
+from server.sansio.ws_frames import (
     Closed,
-    Handshake,
-    HandshakeError,
     MessageReceived,
     PongReceived,
     State,
     WebSocketConnection,
-    accept_token,
-    encode_data_frame,
-    parse_handshake,
 )
-
-KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
-
-
-def headers(**over: bytes | None) -> list[tuple[bytes, bytes]]:
-    base: dict[str, bytes | None] = {
-        "host": b"example.com",
-        "upgrade": b"websocket",
-        "connection": b"Upgrade",
-        "sec_websocket_key": KEY,
-        "sec_websocket_version": b"13",
-    }
-    base.update(over)
-    return [(k.replace("_", "-").encode(), v) for k, v in base.items() if v is not None]
-
-
-def opened(max_size: int = 1 << 20, **kwargs: Any) -> WebSocketConnection:
-    conn = WebSocketConnection(Handshake(key=KEY), max_size=max_size, **kwargs)
-    conn.accept({"type": "websocket.accept"})
-    return conn
-
-
-def client(deflate: bool = False) -> WsprotoConnection:
-    extensions: list[Extension] = []
-    if deflate:
-        ext = PerMessageDeflate()
-        ext.finalize("permessage-deflate")
-        extensions.append(ext)
-    return WsprotoConnection(ConnectionType.CLIENT, extensions=extensions)
-
-
-def state_of(conn: WebSocketConnection) -> State:
-    return conn.state  # a call, so mypy does not keep a narrowed state across app_message
-
-
-def drain(conn: WebSocketConnection) -> list[ws.Event]:
-    out = []
-    while (event := conn.next_event()) is not None:
-        out.append(event)
-    return out
-
-
-def masked_frame(first: int, payload: bytes, mask: bytes = b"\x01\x02\x03\x04") -> bytes:
-    n = len(payload)
-    if n < 126:
-        head = bytes((first, 0x80 | n))
-    elif n < 65536:
-        head = struct.pack("!BBH", first, 0x80 | 126, n)
-    else:
-        head = struct.pack("!BBQ", first, 0x80 | 127, n)
-    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    return head + mask + body
-
-
-def frame_bytes(out: ws.Frame) -> bytes:
-    return out if isinstance(out, bytes) else b"".join(out)
-
-
-# ------------------------------------------------------------------------------ handshake
-
-
-def test_accept_token_matches_rfc_example() -> None:
-    # RFC 6455 §1.3 worked example.
-    assert accept_token(KEY) == b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-
-
-def test_valid_handshake_collects_subprotocols_and_extensions() -> None:
-    h = parse_handshake(
-        [
-            *headers(connection=b"keep-alive, Upgrade", upgrade=b"WebSocket"),
-            (b"Sec-WebSocket-Protocol", b"chat, superchat"),
-            (b"sec-websocket-protocol", b"v3"),
-            (b"sec-websocket-extensions", b"permessage-deflate; client_max_window_bits, x-foo"),
-        ]
-    )
-    assert h.key == KEY
-    assert h.subprotocols == ["chat", "superchat", "v3"]
-    assert h.extension_offers == ["permessage-deflate; client_max_window_bits", "x-foo"]
-
-
-@pytest.mark.parametrize(
-    ("over", "status"),
-    [
-        ({"host": None}, 400),
-        ({"upgrade": None}, 400),
-        ({"upgrade": b"h2c"}, 400),
-        ({"connection": b"keep-alive"}, 400),
-        ({"sec_websocket_key": None}, 400),
-        ({"sec_websocket_key": b"not base64!"}, 400),
-        ({"sec_websocket_key": base64.b64encode(b"x" * 15)}, 400),
-        ({"sec_websocket_version": None}, 400),
-        ({"sec_websocket_version": b"8"}, 426),
-    ],
+from server.sansio.ws_handshake import Handshake
+from tests.support.ws_sansio import (
+    KEY,
+    client,
+    connecting,
+    drain,
+    frame_bytes,
+    masked_frame,
+    opened,
 )
-def test_invalid_handshakes(over: dict[str, bytes | None], status: int) -> None:
-    with pytest.raises(HandshakeError) as info:
-        parse_handshake(headers(**over))
-    assert info.value.status == status
-    response = info.value.response(server=b"s", date=b"d")
-    assert response.startswith(b"HTTP/1.1 %d " % status)
-    assert (b"sec-websocket-version: 13\r\n" in response) == (status == 426)
-    assert b"connection: close\r\n" in response
-
-
-def test_two_keys_rejected() -> None:
-    with pytest.raises(HandshakeError):
-        parse_handshake([*headers(), (b"sec-websocket-key", KEY)])
-
-
-# ----------------------------------------------------------------------- ASGI state machine
-
-
-def connecting(subprotocols: list[str] | None = None) -> WebSocketConnection:
-    return WebSocketConnection(Handshake(key=KEY, subprotocols=subprotocols or []), max_size=100)
-
-
-def test_accept_builds_101_with_subprotocol_and_headers() -> None:
-    conn = connecting(["chat", "v2"])
-    out = conn.app_message(
-        {"type": "websocket.accept", "subprotocol": "v2", "headers": [(b"x-a", b"1")]},
-        server=b"srv",
-    )
-    assert out == (
-        b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n"
-        b"sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
-        b"sec-websocket-protocol: v2\r\nserver: srv\r\nx-a: 1\r\n\r\n"
-    )
-    assert conn.state is State.OPEN
 
 
 @pytest.mark.parametrize(
@@ -179,69 +55,6 @@ def test_illegal_messages_before_accept(message: dict[str, Any]) -> None:
     with pytest.raises(ASGIWebSocketError):
         conn.app_message(message)
     assert conn.state is State.CONNECTING
-
-
-def test_close_before_accept_is_403() -> None:
-    conn = connecting()
-    out = frame_bytes(conn.app_message({"type": "websocket.close"}, date=b"D"))
-    assert out.startswith(b"HTTP/1.1 403 Forbidden\r\n")
-    assert b"date: D\r\n" in out
-    assert conn.state is State.CLOSED
-    with pytest.raises(ClientDisconnected):
-        conn.app_message({"type": "websocket.send", "text": "x"})
-    with pytest.raises(ClientDisconnected):
-        conn.app_message({"type": "websocket.accept"})
-
-
-def test_denial_response_with_content_length() -> None:
-    conn = connecting()
-    assert (
-        conn.app_message(
-            {"type": "websocket.http.response.start", "status": 401, "headers": [(b"x-y", b"z")]}
-        )
-        == b""
-    )
-    assert state_of(conn) is State.DENYING
-    with pytest.raises(ASGIWebSocketError):
-        conn.app_message({"type": "websocket.accept"})
-    out = conn.app_message({"type": "websocket.http.response.body", "body": b"no"})
-    assert out == (
-        b"HTTP/1.1 401 Unauthorized\r\nx-y: z\r\ncontent-length: 2\r\nconnection: close\r\n\r\nno"
-    )
-    assert conn.state is State.CLOSED
-
-
-def test_denial_response_streamed_is_chunked() -> None:
-    conn = connecting()
-    conn.app_message({"type": "websocket.http.response.start", "status": 403})
-    first = conn.app_message(
-        {"type": "websocket.http.response.body", "body": b"ab", "more_body": True}
-    )
-    assert first == (
-        b"HTTP/1.1 403 Forbidden\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
-        b"2\r\nab\r\n"
-    )
-    assert conn.app_message({"type": "websocket.http.response.body", "body": b"c"}) == (
-        b"1\r\nc\r\n0\r\n\r\n"
-    )
-    assert conn.state is State.CLOSED
-
-
-@pytest.mark.parametrize("status", [101, 99, "200", None])
-def test_denial_bad_status(status: Any) -> None:
-    with pytest.raises(ASGIWebSocketError):
-        connecting().app_message({"type": "websocket.http.response.start", "status": status})
-
-
-def test_abort_denial_gives_500_only_if_nothing_written() -> None:
-    conn = connecting()
-    conn.app_message({"type": "websocket.http.response.start", "status": 403})
-    assert conn.abort_denial().startswith(b"HTTP/1.1 500 ")
-    conn = connecting()
-    conn.app_message({"type": "websocket.http.response.start", "status": 403})
-    conn.app_message({"type": "websocket.http.response.body", "body": b"x", "more_body": True})
-    assert conn.abort_denial() == b""
-    assert conn.state is State.CLOSED
 
 
 @pytest.mark.parametrize(
@@ -285,7 +98,7 @@ def test_send_and_close_when_open() -> None:
 def test_close_reason_longer_than_a_control_frame_is_an_app_error() -> None:
     # RFC 6455 §5.5: ≤125-byte payload = 2-byte code + ≤123 bytes of reason.
     conn = opened()
-    with pytest.raises(ws.ASGIWebSocketError, match="123"):
+    with pytest.raises(ASGIWebSocketError, match="123"):
         conn.app_message({"type": "websocket.close", "reason": "é" * 62})  # 124 bytes
     assert conn.state is ws.State.OPEN  # nothing sent: the app can still close properly
     out = frame_bytes(conn.app_message({"type": "websocket.close", "reason": "é" * 61 + "x"}))
@@ -297,38 +110,6 @@ def test_server_generated_close_reason_truncated_to_fit_control_frame() -> None:
     out = frame_bytes(conn.close(1001, "é" * 100))
     assert out[1] <= 125
     out[4:].decode("utf-8")  # still valid UTF-8 after truncation
-
-
-# ----------------------------------------------------------------------------- frames out
-
-
-@pytest.mark.parametrize("n", [0, 1, 125, 126, 65535, 65536, 70000])
-def test_encode_lengths(n: int) -> None:
-    payload = os.urandom(n)
-    frame = frame_bytes(encode_data_frame(payload))
-    c = client()
-    c.receive_data(frame)
-    (event,) = list(c.events())
-    assert isinstance(event, BytesMessage)
-    assert event.data == payload and event.message_finished
-    # Large payloads are not copied into the frame: (header, payload) for writelines.
-    assert isinstance(encode_data_frame(payload), tuple) == (n > ws.JOIN_LIMIT)
-
-
-def test_fanout_cache_identity_and_type() -> None:
-    text = "broadcast " * 10
-    first = encode_data_frame(text)
-    assert encode_data_frame(text) is first  # same object: encoded once
-    assert encode_data_frame("".join(["broadcast "] * 10)) is first  # equal value
-    as_bytes = frame_bytes(encode_data_frame(text.encode()))
-    assert as_bytes[0] == 0x82  # bytes with the same content are a binary frame, not the cache
-    mutable = bytearray(b"abc")
-    f1 = frame_bytes(encode_data_frame(mutable))
-    mutable[0] = ord("x")
-    assert frame_bytes(encode_data_frame(mutable)) == b"\x82\x03xbc" != f1
-
-
-# ------------------------------------------------------------------------------ frames in
 
 
 def client_stream() -> tuple[bytes, list[Any]]:
@@ -534,18 +315,6 @@ def test_ping_frame_from_server() -> None:
     assert conn.ping() == b""
 
 
-# ------------------------------------------------------------------------ permessage-deflate
-
-
-def test_deflate_negotiation() -> None:
-    result = ws.negotiate_deflate(["x-other", "permessage-deflate; client_max_window_bits"])
-    assert result is not None
-    assert result[1] == "permessage-deflate; client_max_window_bits=15"
-    assert ws.negotiate_deflate(["permessage-deflate; client_max_window_bits=abc"]) is None
-    assert ws.negotiate_deflate(["permessage-deflate; server_max_window_bits=99"]) is None
-    assert ws.negotiate_deflate([]) is None
-
-
 def test_deflate_round_trip() -> None:
     handshake = Handshake(key=KEY, extension_offers=["permessage-deflate"])
     conn = WebSocketConnection(handshake, max_size=1 << 20, per_message_deflate=True)
@@ -588,9 +357,6 @@ def test_deflate_bomb_stops_at_max_size() -> None:
     assert isinstance(event, Closed) and event.code == 1009
 
 
-# ------------------------------------------------------------------------- review hardening
-
-
 def test_held_pongs_answer_only_the_latest_ping() -> None:
     # RFC 6455 §5.5.3: while the peer is not reading, only the most recent Ping is answered.
     conn = opened()
@@ -606,54 +372,6 @@ def test_held_pongs_answer_only_the_latest_ping() -> None:
     assert conn.owed_pong() == b""
 
 
-@pytest.mark.parametrize(
-    ("offer", "expected"),
-    [
-        ("permessage-deflate; x-foo", None),
-        ("permessage-deflate; client_no_context_takeover; client_no_context_takeover", None),
-        ("permessage-deflate; server_no_context_takeover=1", None),
-        ("permessage-deflate; server_max_window_bits", None),
-        ("permessage-deflate; server_max_window_bits=010", None),
-        ("permessage-deflate; client_max_window_bits=8", None),
-        ('permessage-deflate; server_max_window_bits="12"', "server_max_window_bits=12"),
-        ("permessage-deflate; Server_No_Context_Takeover", "server_no_context_takeover"),
-    ],
-)
-def test_deflate_offer_validation(offer: str, expected: str | None) -> None:
-    # RFC 7692 §5: unknown, repeated or invalid parameters → decline the offer.
-    result = ws.negotiate_deflate([offer])
-    if expected is None:
-        assert result is None
-    else:
-        assert result is not None and expected in result[1]
-
-
-def test_denial_drops_server_owned_headers() -> None:
-    conn = WebSocketConnection(Handshake(key=KEY), max_size=1 << 20)
-    conn.app_message(
-        {
-            "type": "websocket.http.response.start",
-            "status": 401,
-            "headers": [
-                (b"connection", b"keep-alive"),
-                (b"transfer-encoding", b"chunked"),
-                (b"server", b"app"),
-            ],
-        },
-        server=b"ours",
-        date=b"today",
-    )
-    out = frame_bytes(conn.app_message({"type": "websocket.http.response.body", "body": b"no"}))
-    head, _, body = out.partition(b"\r\n\r\n")
-    assert head.split(b"\r\n")[1:] == [
-        b"date: today",
-        b"server: app",
-        b"content-length: 2",
-        b"connection: close",
-    ]
-    assert body == b"no"
-
-
 @pytest.mark.parametrize("deflate", [False, True])
 def test_text_with_lone_surrogate_is_a_clear_app_error(deflate: bool) -> None:
     conn = WebSocketConnection(
@@ -665,20 +383,6 @@ def test_text_with_lone_surrogate_is_a_clear_app_error(deflate: bool) -> None:
     with pytest.raises(ASGIWebSocketError, match="UTF-8"):
         conn.app_message({"type": "websocket.send", "text": "a\ud800b"})
     assert frame_bytes(conn.app_message({"type": "websocket.send", "text": "ok"}))  # usable
-
-
-@pytest.mark.parametrize("status", [100, 101, 199, 1000, "403"])
-def test_denial_status_must_be_final(status: Any) -> None:
-    conn = WebSocketConnection(Handshake(key=KEY), max_size=1 << 20)
-    with pytest.raises(ASGIWebSocketError, match="status"):
-        conn.app_message({"type": "websocket.http.response.start", "status": status})
-    assert conn.state is State.CONNECTING
-
-
-def test_accept_app_server_header_replaces_ours() -> None:
-    conn = WebSocketConnection(Handshake(key=KEY), max_size=1 << 20)
-    out = conn.accept({"type": "websocket.accept", "headers": [(b"Server", b"app")]}, server=b"us")
-    assert out.count(b"erver: ") == 1 and b"Server: app\r\n" in out
 
 
 _frame_strategy = st.tuples(
@@ -722,14 +426,90 @@ def test_random_masked_frames_only_documented_outcomes(
     assert conn.state in (State.OPEN, State.CLOSED)
 
 
-@pytest.mark.parametrize(
-    "lengths", [[b"bogus"], [b"-1"], [b"3", b"3"], [b"3", b"4"]], ids=["text", "neg", "2x", "diff"]
-)
-def test_denial_bad_content_length_is_an_app_error(lengths: list[bytes]) -> None:
-    conn = WebSocketConnection(Handshake(key=KEY), max_size=1 << 20)
-    headers = [(b"content-length", v) for v in lengths]
-    with pytest.raises(ASGIWebSocketError, match="content-length"):
-        conn.app_message(
-            {"type": "websocket.http.response.start", "status": 403, "headers": headers}
-        )
-    assert conn.state is State.CONNECTING
+def masked_header(first: int, length: int) -> bytes:
+    if length < 126:
+        head = bytes((first, 0x80 | length))
+    elif length < 65536:
+        head = struct.pack("!BBH", first, 0x80 | 126, length)
+    else:
+        head = struct.pack("!BBQ", first, 0x80 | 127, length)
+    return head + b"\x01\x02\x03\x04"
+
+
+@pytest.mark.parametrize("step", [1, 3, 10_000])
+@pytest.mark.parametrize("deflate", [False, True])
+def test_frame_over_max_size_fails_on_its_header(step: int, deflate: bool) -> None:
+    """RFC 6455 §7.4.1: 1009 as soon as the header is read; the frames before it are still
+    delivered and nothing of its payload is held."""
+    conn = WebSocketConnection(
+        Handshake(key=KEY, extension_offers=["permessage-deflate"] if deflate else []),
+        max_size=1000,
+        per_message_deflate=deflate,
+    )
+    conn.accept({"type": "websocket.accept"})
+    ok = masked_frame(0x81, b"before") if not deflate else b""
+    data = ok + masked_frame(0x89, b"p") + masked_header(0x82, 100 * 1024 * 1024) + b"x" * 5000
+    events: list[Any] = []
+    for i in range(0, len(data), step):
+        conn.receive_data(data[i : i + step])
+        assert conn.buffered <= 100, conn.buffered
+        events.extend(drain(conn))
+    if not deflate:
+        assert events[0] == MessageReceived("before")
+    assert events[-1] == Closed(1009, "message too big", failed=True)
+    reader = client()
+    reader.receive_data(conn.data_to_send())
+    assert [type(e).__name__ for e in reader.events()] == ["Pong", "CloseConnection"]
+
+
+def test_frame_of_exactly_max_size_passes_and_lengths_are_followed() -> None:
+    conn = opened(max_size=70_000)
+    # A payload full of bytes that read like frame headers declaring huge lengths.
+    fake = b"\x82\xff" + b"\xff" * 8
+    payloads = [fake * 7000, fake, b"", b"y" * 126, b"z" * 65536]
+    data = b"".join(masked_frame(0x82, p) for p in payloads)
+    got: list[Any] = []
+    for i in range(0, len(data), 997):
+        conn.receive_data(data[i : i + 997])
+        got.extend(drain(conn))
+    assert got == [MessageReceived(p) for p in payloads]
+
+
+def test_compressed_frame_may_exceed_max_size_by_deflate_overhead() -> None:
+    """Incompressible data grows a little when deflated (RFC 1951 §3.2.4 stored blocks): a
+    message of exactly max_size must not be refused on its compressed frame's length."""
+    max_size = 200_000
+    conn = WebSocketConnection(
+        Handshake(key=KEY, extension_offers=["permessage-deflate"]),
+        max_size=max_size,
+        per_message_deflate=True,
+    )
+    accept = conn.accept({"type": "websocket.accept"})
+    ext = accept.split(b"sec-websocket-extensions: ")[1].split(b"\r\n")[0].decode()
+    payload = os.urandom(max_size)
+    deflate = PerMessageDeflate()
+    deflate.finalize(ext)
+    sender = WsprotoConnection(ConnectionType.CLIENT, extensions=[deflate])
+    data = sender.send(BytesMessage(data=payload))
+    assert len(data) > max_size + 14  # the compressed frame is longer than the message
+    conn.receive_data(data)
+    assert drain(conn) == [MessageReceived(payload)]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(1, 300), min_size=1, max_size=30), st.integers(1, 50))
+def test_any_split_of_the_stream_gives_the_same_events(sizes: list[int], step: int) -> None:
+    """The header check keeps its place in the stream across every read boundary."""
+    conn = opened(max_size=250)
+    data = b"".join(masked_frame(0x82, bytes([n % 256]) * n) for n in sizes)
+    events: list[Any] = []
+    for i in range(0, len(data), step):
+        conn.receive_data(data[i : i + step])
+        events.extend(drain(conn))
+    expected: list[Any] = []
+    for n in sizes:
+        if n > 250:
+            expected.append(Closed(1009, "message too big", failed=True))
+            break
+        expected.append(MessageReceived(bytes([n % 256]) * n))
+    assert events == expected

@@ -1,0 +1,128 @@
+"""What the HTTP and WebSocket protocols both do, written once.
+
+* The server's own header lines: ``Server`` (:func:`server_line`) and ``Date``
+  (:func:`default_headers`), the same bytes on an HTTP response, a 101 and a WebSocket denial.
+* Starting the application task and registering it with the server state (:func:`start_task`).
+* The access-log line of one request or handshake (:func:`log_access`).
+* The single timer handle of a connection (:class:`ConnectionTimer`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from server.access_log import AccessLog
+from server.config import Config
+from server.datecache import date_line
+from server.state import ServerState
+
+
+def server_line(config: Config) -> bytes:
+    """The ``Server`` header line, or ``b""`` for none (``--no-server-header`` or an empty name).
+
+    Field values are octets, read as ISO-8859-1 by recipients (RFC 9110 section 5.5), so the
+    name is encoded as latin-1 (``Config`` only accepts printable latin-1 names).  A name that
+    cannot be a field value (CR/LF/NUL would split the response) is left out rather than
+    written or allowed to crash every connection.
+    """
+    if not config.server_header or not config.server_name:
+        return b""
+    value = config.server_name.encode("latin-1", "replace")
+    if b"\r" in value or b"\n" in value or b"\0" in value:
+        return b""
+    return b"server: " + value + b"\r\n"
+
+
+def default_headers(date: bool, server: bytes) -> bytes:
+    """The header lines the server adds to every response it serialises: ``Date`` (RFC 9110
+    section 6.6.1, formatted once a second) when enabled, then ``server`` (a
+    :func:`server_line`)."""
+    if date:
+        return date_line() + server
+    return server
+
+
+def start_task(
+    loop: asyncio.AbstractEventLoop, state: ServerState, coro: Coroutine[Any, Any, None]
+) -> asyncio.Task[None]:
+    """Run the application coroutine as a task the server tracks until it finishes (graceful
+    shutdown waits for, then cancels, what is left in ``state.tasks``)."""
+    task = loop.create_task(coro)
+    state.tasks.add(task)
+    task.add_done_callback(state.tasks.discard)
+    return task
+
+
+def log_access(
+    access: AccessLog,
+    client: tuple[str, int] | None,
+    method: bytes,
+    target: bytes,
+    http_version: bytes,
+    status: int,
+) -> None:
+    """One access-log line (callers test ``access.enabled`` first, once per connection)."""
+    access.log(
+        client,
+        method.decode("ascii", "replace"),
+        target.decode("latin-1"),
+        http_version.decode("ascii", "replace"),
+        status,
+    )
+
+
+class ConnectionTimer:
+    """The one timer handle of a connection, used in turn for every deadline it has.
+
+    Moving the deadline later costs nothing: the handle keeps its time and, when it fires
+    early, re-arms itself for the new deadline; only an earlier deadline reschedules it.  That
+    keeps activity-driven deadlines (reset on every read) off the loop's timer heap.
+    """
+
+    __slots__ = ("_deadline", "_handle", "_loop", "callback")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._handle: asyncio.TimerHandle | None = None
+        self._deadline = 0.0
+        self.callback: Callable[[], object] | None = None
+
+    def arm(self, timeout: float, callback: Callable[[], object]) -> None:
+        """Call ``callback`` in ``timeout`` seconds, replacing whatever was armed before."""
+        loop = self._loop
+        deadline = loop.time() + timeout
+        self._deadline = deadline
+        self.callback = callback
+        handle = self._handle
+        if handle is None or handle.when() > deadline:
+            if handle is not None:
+                handle.cancel()
+            self._handle = loop.call_at(deadline, self._fire)
+
+    def cancel(self) -> None:
+        handle = self._handle
+        if handle is not None:
+            handle.cancel()
+            self._handle = None
+        self.callback = None
+
+    @property
+    def armed(self) -> bool:
+        return self.callback is not None
+
+    def when(self) -> float:
+        """The loop time the armed callback is due at."""
+        return self._deadline
+
+    def _fire(self) -> None:
+        self._handle = None
+        callback = self.callback
+        if callback is None:
+            return
+        if self._deadline - self._loop.time() > 0.001:
+            self._handle = self._loop.call_at(self._deadline, self._fire)
+            return
+        self.callback = None
+        callback()

@@ -1,0 +1,121 @@
+"""Frame bytes without wsproto (server/sansio/ws_wire.py): outgoing data frames and the
+fan-out cache, and the declared length of incoming frames."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from wsproto.events import BytesMessage
+
+from server.sansio.ws_errors import ASGIWebSocketError
+from server.sansio.ws_frames import (
+    State,
+    encode_data_frame,
+)
+from server.sansio.ws_wire import JOIN_LIMIT, FrameLengths
+from tests.support.ws_sansio import (
+    client,
+    connecting,
+    frame_bytes,
+    masked_frame,
+    opened,
+)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"type": "websocket.accept", "subprotocol": "nope"},
+        {"type": "websocket.accept", "headers": [(b"sec-websocket-protocol", b"chat")]},
+        {"type": "websocket.accept", "headers": [(b"bad header", b"x")]},
+        {"type": "websocket.accept", "headers": [(b"x", b"a\r\nb")]},
+        {"type": "websocket.accept", "headers": [("x", "y")]},
+        {"type": "websocket.send", "text": "early"},
+        {"type": "websocket.http.response.body", "body": b""},
+        {"type": "websocket.bogus"},
+        {"no": "type"},
+    ],
+)
+def test_illegal_messages_before_accept(message: dict[str, Any]) -> None:
+    conn = connecting(["chat"])
+    with pytest.raises(ASGIWebSocketError):
+        conn.app_message(message)
+    assert conn.state is State.CONNECTING
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"type": "websocket.send"},
+        {"type": "websocket.send", "text": "a", "bytes": b"b"},
+        {"type": "websocket.send", "text": b"bytes-as-text"},
+        {"type": "websocket.send", "bytes": "text-as-bytes"},
+        {"type": "websocket.accept"},
+        {"type": "websocket.close", "code": 1006},
+        {"type": "websocket.close", "code": 999},
+        {"type": "websocket.close", "code": "1000"},
+        {"type": "websocket.close", "reason": 5},
+        {"type": "websocket.http.response.start", "status": 403},
+    ],
+)
+def test_illegal_messages_when_open(message: dict[str, Any]) -> None:
+    conn = opened()
+    with pytest.raises(ASGIWebSocketError):
+        conn.app_message(message)
+    assert conn.state is State.OPEN
+
+
+@pytest.mark.parametrize("n", [0, 1, 125, 126, 65535, 65536, 70000])
+def test_encode_lengths(n: int) -> None:
+    payload = os.urandom(n)
+    frame = frame_bytes(encode_data_frame(payload))
+    c = client()
+    c.receive_data(frame)
+    (event,) = list(c.events())
+    assert isinstance(event, BytesMessage)
+    assert event.data == payload and event.message_finished
+    # Large payloads are not copied into the frame: (header, payload) for writelines.
+    assert isinstance(encode_data_frame(payload), tuple) == (n > JOIN_LIMIT)
+
+
+def test_fanout_cache_identity_and_type() -> None:
+    text = "broadcast " * 10
+    first = encode_data_frame(text)
+    assert encode_data_frame(text) is first  # same object: encoded once
+    assert encode_data_frame("".join(["broadcast "] * 10)) is first  # equal value
+    as_bytes = frame_bytes(encode_data_frame(text.encode()))
+    assert as_bytes[0] == 0x82  # bytes with the same content are a binary frame, not the cache
+    mutable = bytearray(b"abc")
+    f1 = frame_bytes(encode_data_frame(mutable))
+    mutable[0] = ord("x")
+    assert frame_bytes(encode_data_frame(mutable)) == b"\x82\x03xbc" != f1
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 70_000), min_size=1, max_size=6), st.integers(1, 40_000))
+def test_frame_lengths_follow_any_split(sizes: list[int], step: int) -> None:
+    """The first frame over the limit is found at its header, wherever the reads split."""
+    limit = 50_000
+    data = b"".join(masked_frame(0x82, b"a" * n) for n in sizes)
+    starts = []
+    pos = 0
+    for n in sizes:
+        starts.append(pos)
+        pos += len(masked_frame(0x82, b"a" * n))
+    expected = next((s for s, n in zip(starts, sizes, strict=True) if n > limit), -1)
+    lengths = FrameLengths()
+    found = -1
+    for i in range(0, len(data), step):
+        cut = lengths.first_too_long(data[i : i + step], limit)
+        if cut >= 0:
+            # Reported where its header starts in this read, or at 0 if the header began in
+            # an earlier read and was completed by this one.
+            assert expected >= 0, (i, cut)
+            assert i + cut == expected or (cut == 0 and i - 14 < expected < i), (i, cut)
+            found = expected
+            break
+    assert found == expected
