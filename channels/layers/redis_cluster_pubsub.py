@@ -64,6 +64,10 @@ class _Link:
         self.topics: set[str] = set()
         self.reader: asyncio.Task[None] | None = None
         self.dead = False
+        # One command at a time: redis-py's PubSub opens its connection on the first command,
+        # and two commands racing there would each open one (the first one's confirmation
+        # then arrives on a connection nobody reads).
+        self.lock = asyncio.Lock()
 
     async def close(self) -> None:
         self.dead = True
@@ -137,7 +141,7 @@ class ShardedSubscriber:
         link = self._forget(topic)
         if link is not None and not link.dead:
             with contextlib.suppress(*LINK_ERRORS, TimeoutError):
-                async with asyncio.timeout(self.timeout):
+                async with asyncio.timeout(self.timeout), link.lock:
                     await link.pubsub.sunsubscribe(topic)
 
     def _forget(self, topic: str) -> _Link | None:
@@ -164,7 +168,8 @@ class ShardedSubscriber:
                 self.links[node.name] = link
             link.topics.add(topic)
             self.owner[topic] = link
-            await link.pubsub.ssubscribe(topic)
+            async with link.lock:
+                await link.pubsub.ssubscribe(topic)
             if link.reader is None:
                 link.reader = asyncio.get_running_loop().create_task(self._read(link))
 

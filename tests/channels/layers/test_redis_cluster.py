@@ -116,6 +116,26 @@ async def test_one_envelope_per_process_and_armed_hand_off(
             await layer.close()
 
 
+@pytest.mark.redis
+async def test_concurrent_subscriptions_on_a_fresh_pubsub_layer(
+    shared_redis_cluster: RedisCluster,
+) -> None:
+    """Twenty consumers connecting at once: the first subscriptions to each primary race to
+    open its subscriber connection; every one must be confirmed and hear its messages."""
+    layer = RedisPubSubChannelLayer(hosts=cluster_hosts(shared_redis_cluster), prefix="race")
+    layer.command_timeout = 5.0
+    try:
+        channels = await asyncio.gather(*(layer.new_channel() for _ in range(20)))
+        for i, channel in enumerate(channels):
+            await layer.send(channel, {"i": i})
+        for i, channel in enumerate(channels):
+            assert await layer.receive(channel) == {"i": i}
+        assert len(layer._cluster_subscriber().links) == 3
+    finally:
+        await layer.flush()
+        await layer.close()
+
+
 # ---------------------------------------------------------------- failover
 async def _list_layer_survives(
     cluster: RedisCluster, kill: bool, caplog: pytest.LogCaptureFixture
