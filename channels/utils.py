@@ -39,19 +39,31 @@ class Armable(Protocol):
 
 
 class LayerSource:
-    """Adapts ``layer.arm(channel, fut)`` to the one-argument ``arm(fut)`` of a source."""
+    """Adapts ``layer.arm(channel, fut)`` to the one-argument ``arm(fut)`` of a source.
 
-    __slots__ = ("_arm", "_channel")
+    ``close`` (the consumer is exiting) calls the layer's ``release_channel(channel)`` when it
+    has one, so the layer drops what it held for this consumer's channel.
+    """
 
-    def __init__(self, layer_arm: Callable[[str, asyncio.Future[Any]], None], channel: str):
+    __slots__ = ("_arm", "_channel", "_release")
+
+    def __init__(
+        self,
+        layer_arm: Callable[[str, asyncio.Future[Any]], None],
+        channel: str,
+        release: Callable[[str], Awaitable[None]] | None = None,
+    ):
         self._arm = layer_arm
         self._channel = channel
+        self._release = release
 
     def arm(self, fut: asyncio.Future[Any]) -> None:
         self._arm(self._channel, fut)
 
     async def close(self) -> None:
-        return None
+        release, self._release = self._release, None
+        if release is not None:
+            await release(self._channel)
 
 
 class _Nothing:
@@ -140,7 +152,8 @@ def make_source(source: Any, layer_channel: str | None = None) -> SourceLike:
     if layer_channel is not None:
         arm = getattr(source, "arm", None)
         if callable(arm):
-            return LayerSource(arm, layer_channel)
+            release = getattr(source, "release_channel", None)
+            return LayerSource(arm, layer_channel, release if callable(release) else None)
         channel = layer_channel
         layer = source
 

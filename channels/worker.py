@@ -16,6 +16,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from channels.utils import Armable
+
 logger = logging.getLogger("channels.worker")
 
 __all__ = ["Worker"]
@@ -24,11 +26,13 @@ Message = dict[str, Any]
 ASGIApp = Callable[..., Awaitable[None]]
 
 
-class _Inbox:
-    """Messages waiting for one instance, offered as an armable ``receive`` (contract 4).
+class _Inbox(Armable):
+    """Messages waiting for one instance, offered as an armable ``receive`` (the direct feed,
+    ``channels.utils.Armable``).
 
     Messages stay here until the application asks for one, so when an instance crashes the
-    ones it never took are handed to its replacement instead of being lost.
+    ones it never took are handed to its replacement instead of being lost.  It holds at most
+    one armed future, and none once its instance has ended.
     """
 
     __slots__ = ("armed", "pending")
@@ -44,7 +48,7 @@ class _Inbox:
         else:
             self.pending.append(message)
 
-    def arm(self, fut: asyncio.Future[Message]) -> None:
+    def arm(self, fut: asyncio.Future[Any]) -> None:
         if self.pending:
             if not fut.done():
                 fut.set_result(self.pending.popleft())

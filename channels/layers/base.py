@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
@@ -42,10 +43,14 @@ class BaseChannelLayer:
         r"^[a-zA-Z\d\-_.]+(![a-zA-Z\d\-_.]*)?$"
     )
     group_name_regex: ClassVar[re.Pattern[str]] = re.compile(r"^[a-zA-Z\d\-_.]+$")
+    # Upstream's exact text (one ``{}`` for "Channel"/"Group"): projects' tests match on
+    # ``layer.invalid_name_error.format("Channel")``.  The offending name is attached as an
+    # exception note instead, so tracebacks show it while ``str(exc)`` stays upstream's.
     invalid_name_error: ClassVar[str] = (
-        "{} name must be a valid unicode string with length < {} containing only ASCII "
-        "alphanumerics, hyphens, underscores, or periods, not {!r}"
+        "{} name must be a valid unicode string with length < 100 containing only ASCII "
+        "alphanumerics, hyphens, underscores, or periods."
     )
+    receive_name_error: ClassVar[str] = "Specific channel names in receive() must end at the !"
 
     def __init__(
         self,
@@ -100,32 +105,45 @@ class BaseChannelLayer:
     def match_type_and_length(self, name: object) -> bool:
         return isinstance(name, str) and len(name) < self.MAX_NAME_LENGTH
 
+    def _bad_name(self, kind: str, name: object) -> TypeError:
+        """Upstream's exception for a bad name: ``TypeError`` for a non-string, else
+        :class:`InvalidChannelName` (also a ``TypeError``); the name rides along as a note."""
+        message = self.invalid_name_error.format(kind)
+        exc: TypeError
+        if isinstance(name, str):
+            exc = InvalidChannelName(message)
+            shown = name if len(name) <= 2 * self.MAX_NAME_LENGTH else name[:200] + "..."
+            exc.add_note(f"{kind} name given: {shown!r} ({len(name)} characters)")
+        else:
+            exc = TypeError(message)
+            exc.add_note(f"{kind} name given: a {type(name).__name__}, not a str")
+        return exc
+
     def require_valid_channel_name(self, name: object, receive: bool = False) -> bool:
-        """Raise unless ``name`` is a valid channel name.
+        """Raise unless ``name`` is a valid channel name (upstream's types and messages).
 
         ``TypeError`` for a non-string, :class:`InvalidChannelName` (a ``TypeError`` and a
         ``ValueError``) for a bad string.  With ``receive=True`` a process-local name must end
         at the ``!`` (that is what a backend's receive loop listens on).
         """
-        if not isinstance(name, str):
-            raise TypeError(f"Channel name must be a str, not {type(name).__name__}")
-        if not self.match_type_and_length(name) or not self.channel_name_regex.fullmatch(name):
-            raise InvalidChannelName(
-                self.invalid_name_error.format("Channel", self.MAX_NAME_LENGTH, name)
-            )
+        if not self.match_type_and_length(name):
+            raise self._bad_name("Channel", name)
+        assert isinstance(name, str)
+        # fullmatch, not upstream's match(): "$" would also accept a trailing newline.
+        if not self.channel_name_regex.fullmatch(name):
+            raise self._bad_name("Channel", name)
         if receive and "!" in name and not name.endswith("!"):
-            raise InvalidChannelName(
-                f"Specific channel names in receive() must end at the !, not {name!r}"
-            )
+            exc = InvalidChannelName(self.receive_name_error)
+            exc.add_note(f"Channel name given: {name!r}")
+            raise exc
         return True
 
     def require_valid_group_name(self, name: object) -> bool:
-        if not isinstance(name, str):
-            raise TypeError(f"Group name must be a str, not {type(name).__name__}")
-        if not self.match_type_and_length(name) or not self.group_name_regex.fullmatch(name):
-            raise InvalidChannelName(
-                self.invalid_name_error.format("Group", self.MAX_NAME_LENGTH, name)
-            )
+        if not self.match_type_and_length(name):
+            raise self._bad_name("Group", name)
+        assert isinstance(name, str)
+        if not self.group_name_regex.fullmatch(name):
+            raise self._bad_name("Group", name)
         return True
 
     def valid_channel_names(self, names: Iterable[object], receive: bool = False) -> bool:
@@ -136,9 +154,22 @@ class BaseChannelLayer:
             self.require_valid_channel_name(name, receive=receive)
         return True
 
-    # Older spellings kept because projects call them.
-    valid_channel_name = require_valid_channel_name
-    valid_group_name = require_valid_group_name
+    # The spellings before Channels 4.2: they still work, with upstream's deprecation warning.
+    def valid_channel_name(self, name: object, receive: bool = False) -> bool:
+        warnings.warn(
+            "valid_channel_name is deprecated, use require_valid_channel_name instead.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.require_valid_channel_name(name, receive=receive)
+
+    def valid_group_name(self, name: object) -> bool:
+        warnings.warn(
+            "valid_group_name is deprecated, use require_valid_group_name instead.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.require_valid_group_name(name)
 
     @staticmethod
     def non_local_name(name: str) -> str:
@@ -174,6 +205,14 @@ class BaseChannelLayer:
 
     async def flush(self) -> None:
         raise NotImplementedError("flush() is not implemented by this layer")
+
+    async def release_channel(self, channel: str) -> None:
+        """Forget what this process holds for ``channel``: its receiver is gone for good.
+
+        Called once per consumer when it exits (``channels.utils.LayerSource.close``), so a
+        server that has seen a million connections holds state for none of the closed ones.
+        The default (a layer without per-channel state) does nothing.
+        """
 
     async def close(self) -> None:
         """Release connections; the default layer holds none."""

@@ -1,5 +1,10 @@
 """A channel layer on Redis (redis-py's asyncio client), shared by many processes and hosts.
 
+(Longer than our usual module: one class whose send, receive and group paths all depend on the
+list and envelope layout described here, kept together on purpose; what the pub/sub layer
+shares with it lives in ``channels.layers.redis_common``, the mailboxes in
+``channels.layers.mailbox``.)
+
 Storage design
 --------------
 * A channel is a Redis **list** ``{prefix}:{name}``: ``send`` appends (RPUSH), ``receive`` pops
@@ -7,13 +12,21 @@ Storage design
 
       <13-digit deadline in ms since the epoch><targets>\\n<payload>
 
-  ``payload`` is the msgpack-serialised message, Fernet-encrypted when
-  ``symmetric_encryption_keys`` is set.  ``targets`` is empty for ordinary channels.
-* All process-local channels of one layer instance (``specific.<client id>!<suffix>``) share
-  the list of their non-local name ``specific.<client id>!``; ``targets`` then lists the
-  comma-separated local channels the message is for (commas never appear in names).  One
-  reader task per event loop BLPOPs that list and dispatches into in-memory mailboxes, so a
-  ``group_send`` reaching 1,000 consumers in one process costs one RPUSH, not 1,000.
+  ``payload`` is ``serialize(message)``: msgpack (or JSON with ``serializer_format="json"``),
+  Fernet-encrypted when ``symmetric_encryption_keys`` is set; override ``serialize`` /
+  ``deserialize`` in a subclass to change it.  ``targets`` is empty for ordinary channels.
+* ``new_channel(prefix)`` names are ``<prefix>.<client id>!<random>`` (channels_redis's shape).
+  All process-local channels of one layer instance share ONE list, ``specific.<client id>!``,
+  whatever their prefix (:meth:`RedisChannelLayer.route` maps a name to it); ``targets`` then
+  lists the comma-separated local channels the message is for (commas never appear in names).
+  One reader task per event loop BLPOPs that list and dispatches into in-memory mailboxes, so
+  a ``group_send`` reaching 1,000 consumers in one process costs one RPUSH, not 1,000.  The
+  reader never waits on a consumer: a full mailbox drops its *oldest* message (as
+  channels_redis's local buffers do), counted in ``group_send_full``, and the other channels
+  are served on.  (As upstream, ``send`` checks the shared list against the channel's own
+  capacity; the reader keeps that list near empty, so this only bites when a process stalls.)
+* A local mailbox lives while its consumer does (``channels.layers.mailbox``): released when
+  the consumer exits, swept at most once per ``expiry`` when nobody received its messages.
 * Every write goes through one Lua script: it drops expired envelopes from the head of each
   list (their deadline is their first 13 bytes), checks the list against the channel's
   capacity, appends and refreshes the key's TTL, atomically per shard.  It returns the indexes
@@ -39,60 +52,49 @@ the child.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import bisect
 import contextlib
-import hashlib
 import logging
 import os
 import time
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, cast
 
-import msgpack
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel
-from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from channels.exceptions import ChannelFull
 from channels.layers.base import BaseChannelLayer, CapacityPattern
-from channels.layers.in_memory import Mailbox, sweep_mailboxes
-from channels.layers.redis_cluster import (
-    CLUSTER_ERRORS,
-    ClusterSpec,
-    TopologyLog,
-    cluster_spec,
-    push_per_slot,
+from channels.layers.mailbox import FULL, Mailboxes
+from channels.layers.redis_cluster import ClusterSpec, TopologyLog, cluster_spec, push_per_slot
+from channels.layers.redis_common import (
+    COMMAND_TIMEOUT,
+    DEADLINE_DIGITS,
+    RECONNECT_ERRORS,
+    Codec,
+    HashRing,
+    HostSpec,
+    bounded,
+    close_client,
+    close_pools_with_loop,
+    make_client,
+    parse_hosts,
 )
 
-__all__ = ["HashRing", "RedisChannelLayer"]
+# The shared helpers stay importable from here too (they lived in this module before).
+__all__ = ["Codec", "HashRing", "HostSpec", "RedisChannelLayer", "make_client", "parse_hosts"]
 
 logger = logging.getLogger("channels.layers")
 
 Message = dict[str, Any]
-RECONNECT_ERRORS: tuple[type[Exception], ...] = (
-    RedisConnectionError,
-    RedisTimeoutError,
-    OSError,
-    *CLUSTER_ERRORS,
-)
 # Seconds a BLPOP blocks before the receive loop goes round again (must stay below the
 # client's socket timeout).
 BLOCK_SECONDS = 2
 BLOCK_GRACE = 10  # extra seconds before a silent BLPOP connection is considered dead
-# Bound on one non-blocking operation (connect + command + redis-py's own retries): a Redis
-# that accepts connections but never answers (stopped, overloaded, half-open network) must
-# give the caller a clear error instead of hanging it forever.
-COMMAND_TIMEOUT = 10.0
-DEADLINE_DIGITS = 13
+CLIENT_ID_LENGTH = 12  # hex digits of a layer instance's process-local id
+HEX_DIGITS = frozenset("0123456789abcdef")
 
 # KEYS[i]: list of channel i.  ARGV[1]: payload, ARGV[2]: key TTL (s), ARGV[3]: now (ms),
 # ARGV[2 + 2i]: capacity of list i, ARGV[3 + 2i]: envelope header for list i.
@@ -130,156 +132,6 @@ return table.concat(redis.call('ZRANGE', KEYS[1], 0, -1), ',')
 """
 
 
-class HashRing:
-    """Consistent hashing: adding a shard moves only about 1/n of the names."""
-
-    VNODES = 160
-
-    def __init__(self, shard_ids: list[str]) -> None:
-        self.size = len(shard_ids)
-        points: list[tuple[int, int]] = []
-        for index, shard_id in enumerate(shard_ids):
-            for vnode in range(self.VNODES):
-                points.append((binascii.crc32(f"{shard_id}#{vnode}".encode()), index))
-        points.sort()
-        self._hashes = [p[0] for p in points]
-        self._shards = [p[1] for p in points]
-
-    def shard(self, name: str) -> int:
-        if self.size == 1:
-            return 0
-        position = bisect.bisect(self._hashes, binascii.crc32(name.encode()))
-        return self._shards[position % len(self._shards)]
-
-
-@dataclass
-class HostSpec:
-    """How to connect to one shard."""
-
-    url: str | None = None
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    sentinels: list[tuple[str, int]] | None = None
-    master_name: str | None = None
-    sentinel_kwargs: dict[str, Any] | None = None
-
-    @property
-    def ident(self) -> str:
-        if self.sentinels is not None:
-            return f"sentinel:{self.master_name}"
-        if self.url is not None:
-            return self.url
-        return f"{self.kwargs.get('host', 'localhost')}:{self.kwargs.get('port', 6379)}"
-
-
-def check_serializer_format(kwargs: dict[str, Any]) -> None:
-    """Pop ``serializer_format`` from layer options: msgpack is the only format spoken here."""
-    serializer = kwargs.pop("serializer_format", "msgpack")
-    if serializer != "msgpack":
-        raise ValueError(f"serializer_format must be 'msgpack', not {serializer!r}")
-
-
-def parse_hosts(
-    hosts: Iterable[Any] | None,
-    sentinels: list[tuple[str, int]] | None = None,
-    services: list[str] | None = None,
-    sentinel_kwargs: dict[str, Any] | None = None,
-) -> list[HostSpec]:
-    """``hosts`` entries are URLs, ``(host, port)`` pairs or dicts (``address`` plus client
-    keyword arguments, or ``sentinels`` + ``master_name``).  ``sentinels`` + ``services`` at
-    the top level add one shard per Sentinel-monitored service."""
-    if isinstance(hosts, (str, bytes)) or (
-        isinstance(hosts, tuple) and len(hosts) == 2 and isinstance(hosts[1], int)
-    ):
-        # Iterating a bare URL would make one "shard" per character.
-        raise ValueError(
-            f"hosts must be a list of Redis hosts, even for one: use [{hosts!r}], not {hosts!r}"
-        )
-    specs: list[HostSpec] = []
-    if sentinels and services:
-        for service in services:
-            specs.append(
-                HostSpec(
-                    sentinels=[tuple(s) for s in sentinels],  # type: ignore[misc]
-                    master_name=service,
-                    sentinel_kwargs=sentinel_kwargs,
-                )
-            )
-    for entry in hosts or ():
-        if isinstance(entry, str):
-            specs.append(HostSpec(url=entry))
-        elif isinstance(entry, (tuple, list)) and len(entry) == 2:
-            specs.append(HostSpec(kwargs={"host": str(entry[0]), "port": int(entry[1])}))
-        elif isinstance(entry, Mapping):
-            entry = dict(entry)
-            if "sentinels" in entry:
-                master = entry.pop("master_name", None) or entry.pop("service_name", None)
-                if not master:
-                    raise ValueError("a Sentinel host needs 'master_name'")
-                specs.append(
-                    HostSpec(
-                        sentinels=[tuple(s) for s in entry.pop("sentinels")],
-                        master_name=master,
-                        sentinel_kwargs=entry.pop("sentinel_kwargs", None),
-                        kwargs=entry,
-                    )
-                )
-            elif "address" in entry:
-                address = entry.pop("address")
-                if isinstance(address, str):
-                    specs.append(HostSpec(url=address, kwargs=entry))
-                else:
-                    host, port = address
-                    specs.append(HostSpec(kwargs={"host": host, "port": int(port), **entry}))
-            else:
-                specs.append(HostSpec(kwargs=entry))
-        else:
-            raise ValueError(f"cannot understand Redis host {entry!r}")
-    if not specs:
-        specs.append(HostSpec(kwargs={"host": "localhost", "port": 6379}))
-    return specs
-
-
-def make_client(spec: HostSpec, blocking: bool = False) -> Redis:
-    """A client (with its own pool) for one shard.
-
-    ``blocking`` clients serve BLPOP and have no socket timeout: with one, redis-py wraps
-    each write in ``asyncio.wait_for``, which on Python 3.11 can swallow a cancellation
-    (the task then keeps running).  Their reads are bounded by :func:`blpop` instead.
-    """
-    retry = Retry(ExponentialBackoff(cap=0.5, base=0.02), 5)
-    options: dict[str, Any] = {
-        "retry": retry,
-        "retry_on_error": [RedisConnectionError, RedisTimeoutError],
-        **spec.kwargs,
-    }
-    if blocking:
-        options["socket_timeout"] = None
-    if spec.sentinels is not None:
-        assert spec.master_name is not None
-        sentinel = Sentinel(
-            spec.sentinels, sentinel_kwargs=spec.sentinel_kwargs, **options
-        )
-        client = cast(Redis, sentinel.master_for(spec.master_name))
-        # Remember the Sentinel: its own connections to the sentinels need closing too.
-        client._channels_sentinel = sentinel  # type: ignore[attr-defined]
-        return client
-    if spec.url is not None:
-        return Redis.from_url(spec.url, **options)
-    return Redis(**options)
-
-
-@contextlib.asynccontextmanager
-async def bounded(what: str, seconds: float) -> AsyncIterator[None]:
-    """Fail with a Redis ``TimeoutError`` naming ``what`` if the block takes longer."""
-    try:
-        async with asyncio.timeout(seconds):
-            yield
-    except TimeoutError as exc:
-        raise RedisTimeoutError(
-            f"Redis did not answer {what} within {seconds:g} s (is the server reachable?)"
-        ) from exc
-
-
 async def blpop(client: Redis, key: str) -> Any:
     """BLPOP with a client-side bound (a dead connection cannot block us forever), then
     honour a cancellation that something underneath may have swallowed."""
@@ -296,58 +148,6 @@ async def blpop(client: Redis, key: str) -> Any:
     if task is not None and task.cancelling() and result is None:
         raise asyncio.CancelledError
     return result
-
-
-async def close_client(client: Redis) -> None:
-    """Close a client's pool (and its Sentinel's connections, if any); errors are moot."""
-    with contextlib.suppress(*RECONNECT_ERRORS):
-        await client.aclose()
-    sentinel = getattr(client, "_channels_sentinel", None)
-    for sentinel_client in getattr(sentinel, "sentinels", ()):
-        with contextlib.suppress(*RECONNECT_ERRORS):
-            await sentinel_client.aclose()
-
-
-class Codec:
-    """msgpack, optionally Fernet-encrypted (``symmetric_encryption_keys``).
-
-    Each key string is stretched to a Fernet key as base64(SHA-256(key)); the first key
-    encrypts, all of them are tried to decrypt (so keys can be rotated).
-    """
-
-    def __init__(self, symmetric_encryption_keys: Iterable[str | bytes] | None = None) -> None:
-        self.crypter: Any = None
-        if symmetric_encryption_keys:
-            if isinstance(symmetric_encryption_keys, (str, bytes)):
-                raise ValueError("symmetric_encryption_keys must be a list of keys, not one key")
-            from cryptography.fernet import Fernet, MultiFernet
-
-            fernets = []
-            for key in symmetric_encryption_keys:
-                raw = key.encode("utf8") if isinstance(key, str) else key
-                fernets.append(Fernet(base64.urlsafe_b64encode(hashlib.sha256(raw).digest())))
-            self.crypter = MultiFernet(fernets)
-
-    def encode(self, message: Message) -> bytes:
-        try:
-            data = cast(bytes, msgpack.packb(message, use_bin_type=True))
-        except (TypeError, ValueError, OverflowError) as exc:
-            # Fail at send time, in the sender, with a message saying what is allowed.
-            raise TypeError(
-                "channel layer messages must be msgpack-serialisable (dict, list, tuple, str, "
-                f"bytes, int, float, bool, None); {exc}"
-            ) from None
-        if self.crypter is not None:
-            data = cast(bytes, self.crypter.encrypt(data))
-        return data
-
-    def decode(self, data: bytes) -> Message:
-        if self.crypter is not None:
-            data = cast(bytes, self.crypter.decrypt(data))
-        message = msgpack.unpackb(data, raw=False)
-        if not isinstance(message, dict):
-            raise ValueError("payload is not a dict")
-        return message
 
 
 def split_envelope(raw: bytes) -> tuple[int, str, bytes]:
@@ -398,7 +198,7 @@ class RedisChannelLayer(BaseChannelLayer):
         # Options of other Redis layers that need nothing here (lists keep entries distinct
         # without random prefixes); anything else is a typo worth an error.
         kwargs.pop("random_prefix_length", None)
-        check_serializer_format(kwargs)
+        serializer_format = kwargs.pop("serializer_format", "msgpack")
         if kwargs:
             raise TypeError(f"unexpected RedisChannelLayer options: {', '.join(sorted(kwargs))}")
         if group_expiry <= 0:
@@ -415,7 +215,7 @@ class RedisChannelLayer(BaseChannelLayer):
         )
         idents = [self.cluster.ident] if self.cluster else [h.ident for h in self.hosts]
         self.ring = HashRing(idents)
-        self.codec = Codec(symmetric_encryption_keys)
+        self.codec = Codec(symmetric_encryption_keys, serializer_format)
         # Wall clock: deadlines are compared across processes.  Injectable for tests.
         self.clock = clock
         self._new_identity()
@@ -429,17 +229,27 @@ class RedisChannelLayer(BaseChannelLayer):
                 layer._new_identity()
 
         os.register_at_fork(after_in_child=after_fork_in_child)
-        self._last_sweep = clock()
         self._wake_marker = b"0" * DEADLINE_DIGITS + b"\n"
         self.group_send_full = 0
         self.decode_errors = 0
 
     def _new_identity(self) -> None:
         """A fresh process-local name; connections and local mailboxes start empty."""
-        self.client_prefix = uuid.uuid4().hex[:12]
+        self.client_prefix = uuid.uuid4().hex[:CLIENT_ID_LENGTH]
         self.local_name = f"specific.{self.client_prefix}!"
         self._loops: dict[asyncio.AbstractEventLoop, _LoopState] = {}
-        self._mailboxes: dict[str, Mailbox] = {}
+        self._mailboxes = Mailboxes(self.get_capacity, self.expiry, self.clock())
+        # Groups this process added its own channels to, to leave them on release.
+        self._joined: dict[str, set[str]] = {}
+
+    # ---------------------------------------------------------------- wire format
+    def serialize(self, message: Message) -> bytes:
+        """The payload stored for ``message`` (override to change the wire format)."""
+        return self.codec.encode(message)
+
+    def deserialize(self, data: bytes) -> Message:
+        """The message a payload made by :meth:`serialize` stands for."""
+        return self.codec.decode(data)
 
     # ---------------------------------------------------------------- connections
     def _state(self) -> _LoopState:
@@ -450,20 +260,8 @@ class RedisChannelLayer(BaseChannelLayer):
             for old in [lp for lp in self._loops if lp.is_closed()]:
                 del self._loops[old]
             state = self._loops[loop] = _LoopState(self.hosts, self.cluster)
-            self._close_with_loop(loop)
+            close_pools_with_loop(loop, self._loops, self.close_pools)
         return state
-
-    def _close_with_loop(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Close this loop's pools just before the loop itself closes (no leaked sockets)."""
-        original = loop.close
-
-        def close() -> None:
-            if loop in self._loops and not loop.is_running() and not loop.is_closed():
-                loop.run_until_complete(self.close_pools())
-            original()
-
-        with contextlib.suppress(AttributeError):  # e.g. uvloop loops reject new attributes
-            loop.close = close  # type: ignore[method-assign]
 
     async def close_pools(self) -> None:
         """Close the current loop's connections and stop its reader."""
@@ -504,7 +302,29 @@ class RedisChannelLayer(BaseChannelLayer):
         await self.close_pools()
 
     def _shard(self, name: str) -> int:
+        """The one place a name is mapped to a connection (shard index)."""
         return self.ring.shard(name)
+
+    @staticmethod
+    def route(channel: str) -> str:
+        """The name of the list ``channel``'s messages travel through.
+
+        An ordinary channel is its own list.  A channel made by :meth:`new_channel`,
+        ``<prefix>.<client id>!<random>`` (the client id is 12 hex digits), travels through its
+        process's list ``specific.<client id>!`` whatever the prefix; any other process-local
+        name (``websocket.send!abc``) through its non-local part, as upstream.
+        """
+        bang = channel.find("!")
+        if bang == -1:
+            return channel
+        start = bang - CLIENT_ID_LENGTH
+        if (
+            start > 0
+            and channel[start - 1] == "."
+            and all(c in HEX_DIGITS for c in channel[start:bang])
+        ):
+            return "specific." + channel[start : bang + 1]
+        return channel[: bang + 1]
 
     def _key(self, name: str) -> str:
         if self.cluster is not None:  # hash tag: the key's slot is the name's
@@ -543,10 +363,12 @@ class RedisChannelLayer(BaseChannelLayer):
         self.require_valid_channel_name(channel)
         now = self.clock()
         deadline = int((now + self.expiry) * 1000)
-        target_key = self.non_local_name(channel)
+        target_key = self.route(channel)
         targets = channel if "!" in channel else ""
+        # As channels_redis: the list is checked against the channel's capacity (so
+        # ``channel_capacity`` patterns like "websocket.send!*" keep raising ChannelFull).
         item = (self._key(target_key), self.get_capacity(channel), self._header(deadline, targets))
-        full = await self._push(self._shard(target_key), [item], self.codec.encode(message), now)
+        full = await self._push(self._shard(target_key), [item], self.serialize(message), now)
         if full:
             raise ChannelFull(channel)
 
@@ -612,48 +434,35 @@ class RedisChannelLayer(BaseChannelLayer):
             deadline, _targets, payload = split_envelope(raw)
             if deadline <= self.clock() * 1000:
                 return None
-            return self.codec.decode(payload)
+            return self.deserialize(payload)
         except Exception as exc:  # a bad entry must not kill the consumer
             self.decode_errors += 1
             logger.error("Dropping unreadable channel layer message: %s", exc)
             return None
 
     # Process-local channels ------------------------------------------------------
-    def _mailbox(self, channel: str) -> Mailbox:
-        box = self._mailboxes.get(channel)
-        if box is None:
-            box = self._mailboxes[channel] = Mailbox(self.get_capacity(channel))
-        return box
+    def _ensure_reader(self) -> None:
+        loop = asyncio.get_running_loop()
+        state = self._loops.get(loop)
+        if state is None:
+            state = self._state()
+        reader = state.reader
+        if reader is None or reader.done():
+            state.reader = loop.create_task(self._reader_loop(state))
 
-    async def _receive_local(self, channel: str) -> Message:
-        if self.non_local_name(channel) != self.local_name:
+    def _require_ours(self, channel: str) -> None:
+        if self.route(channel) != self.local_name:
             raise ValueError(
                 f"channel {channel!r} belongs to another process; it cannot be received here"
             )
-        state = self._state()
-        if state.reader is None or state.reader.done():
-            state.reader = asyncio.get_running_loop().create_task(self._reader_loop(state))
-        box = self._mailbox(channel)
-        message, _ = box.take(self.clock())
-        if message is not None:
-            return message
-        fut: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-        box.waiters.append(fut)
-        try:
-            return await fut
-        except asyncio.CancelledError:
-            if fut.done() and not fut.cancelled():
-                self._mailbox(channel).unget(fut.result(), self.clock() + self.expiry)
-            else:
-                with contextlib.suppress(ValueError):
-                    box.waiters.remove(fut)
-            raise
-        finally:
-            if self._mailboxes.get(channel) is box and box.idle():
-                del self._mailboxes[channel]
+
+    async def _receive_local(self, channel: str) -> Message:
+        self._require_ours(channel)
+        self._ensure_reader()
+        return await self._mailboxes.receive(channel, self.clock, self.expiry)
 
     def arm(self, channel: str, fut: asyncio.Future[Message]) -> None:
-        """Direct-feed contract 4 for process-local channels: resolve ``fut`` with the
+        """Direct feed for process-local channels: resolve ``fut`` with the
         channel's next message, or keep that message pending if ``fut`` is done by then.
 
         Without ``arm`` every consumer needed its own pump task calling ``receive`` (a task
@@ -663,25 +472,37 @@ class RedisChannelLayer(BaseChannelLayer):
         175-190k/s armed.  Messages are handed over as decoded (one dict shared by all local
         members of a group, like the in-memory layer).
         """
-        box = self._mailboxes.get(channel)
-        if box is None:
+        if channel not in self._mailboxes.boxes:
             self.require_valid_channel_name(channel)
             if "!" not in channel or channel.endswith("!"):
                 self._arm_shared(channel, fut)
                 return
-            if self.non_local_name(channel) != self.local_name:
-                raise ValueError(
-                    f"channel {channel!r} belongs to another process; it cannot be received here"
-                )
-            box = self._mailbox(channel)
-        loop = asyncio.get_running_loop()
-        state = self._loops.get(loop)
-        if state is None:
-            state = self._state()
-        reader = state.reader
-        if reader is None or reader.done():
-            state.reader = loop.create_task(self._reader_loop(state))
-        box.arm(fut, self.clock())
+            self._require_ours(channel)
+        self._ensure_reader()
+        self._mailboxes.arm(channel, fut, self.clock())
+
+    async def release_channel(self, channel: str) -> None:
+        """The consumer owning ``channel`` exited: drop its local mailbox (and anything it
+        buffered) and leave the groups it joined from here and did not leave itself (a
+        consumer that died on its way out never ran its disconnect handler).  Messages still
+        on their way are dropped by the next sweep."""
+        if not self._mailboxes.release(channel, self.clock()):
+            return
+        groups = self._joined.pop(channel, None)
+        if not groups:
+            return
+        state = self._state()
+        try:
+            for group in groups:
+                async with bounded("group_discard", self.command_timeout):
+                    await cast(
+                        Awaitable[Any],
+                        state.clients[self._shard(group)].zrem(self._group_key(group), channel),
+                    )
+        except RECONNECT_ERRORS as exc:
+            # A consumer leaving while Redis is down must not fail on its way out; the
+            # memberships expire with group_expiry.
+            logger.warning("could not remove %r from its groups (%s)", channel, exc)
 
     def _arm_shared(self, channel: str, fut: asyncio.Future[Message]) -> None:
         """Channels outside this process's list: one receive task per arm.  If ``fut``
@@ -716,7 +537,7 @@ class RedisChannelLayer(BaseChannelLayer):
     def _requeue(self, channel: str, message: Message) -> None:
         state = self._state()
         deadline = int((self.clock() + self.expiry) * 1000)
-        raw = self._header(deadline, "") + self.codec.encode(message)
+        raw = self._header(deadline, "") + self.serialize(message)
         client = state.clients[self._shard(channel)]
         restore = asyncio.ensure_future(cast(Awaitable[Any], client.lpush(self._key(channel), raw)))
         state.pending.add(restore)
@@ -750,38 +571,45 @@ class RedisChannelLayer(BaseChannelLayer):
 
     def _dispatch(self, raw: bytes) -> None:
         now = self.clock()
-        if now - self._last_sweep >= self.expiry:
-            # Mailboxes of channels nobody receives on any more (consumer gone) go away.
-            self._last_sweep = now
-            sweep_mailboxes(self._mailboxes, now)
         try:
             deadline_ms, targets, payload = split_envelope(raw)
             if deadline_ms <= now * 1000 or not targets:
                 return
-            message = self.codec.decode(payload)
+            message = self.deserialize(payload)
         except Exception as exc:  # a bad entry must not kill the reader
             self.decode_errors += 1
             logger.error("Dropping unreadable channel layer message: %s", exc)
             return
         deadline = deadline_ms / 1000
-        # Hot loop (once per local member): a bound dict lookup instead of a method call
-        # per member; the decoded message is shared by all members, never copied.  (Within
-        # the noise of the micro-benchmark above, ~2% of the profile; kept as it is free.)
-        boxes_get = self._mailboxes.get
-        for channel in targets.split(","):
-            box = boxes_get(channel)
-            if box is None:
-                box = self._mailbox(channel)
-            accepted, _ = box.offer(message, deadline, now)
-            if not accepted:
-                self.group_send_full += 1
-                logger.warning("channel %r is full in this process; message dropped", channel)
+        boxes = self._mailboxes
+        full: list[str] = []
+        with boxes.lock:
+            # Mailboxes of channels nobody receives on any more go away (once per expiry).
+            boxes.maybe_sweep(now)
+            # Hot loop (once per local member): the decoded message is shared by all members,
+            # never copied.  A full mailbox loses its oldest message; the reader moves on.
+            offer = boxes.offer
+            for channel in targets.split(","):
+                if offer(channel, message, deadline, now, True) == FULL:
+                    full.append(channel)
+        if full:
+            self.group_send_full += len(full)
+            logger.info(
+                "%s of %s channels over capacity in this process; oldest messages dropped",
+                len(full),
+                targets.count(",") + 1,
+            )
 
     async def new_channel(self, prefix: str = "specific") -> str:
-        # Our client id goes after the caller's prefix so all our channels share one list.
-        if prefix != "specific":
-            self.require_valid_group_name(prefix)
-        return f"{self.local_name}{prefix}.{uuid.uuid4().hex}"
+        """``<prefix>.<client id>!<random>``, as channels_redis names them; every prefix of
+        this process travels through the same list (see :meth:`route`)."""
+        name = f"{prefix}.{self.client_prefix}!{uuid.uuid4().hex}"
+        self.require_valid_channel_name(name)  # a bad prefix fails here, not on first send
+        boxes = self._mailboxes
+        with boxes.lock:
+            # Connection churn calls this once per connection: a natural sweep trigger.
+            boxes.maybe_sweep(self.clock())
+        return name
 
     # ---------------------------------------------------------------- groups
     async def group_add(self, group: str, channel: str) -> None:
@@ -797,6 +625,8 @@ class RedisChannelLayer(BaseChannelLayer):
             pipe.zadd(key, {channel: self.clock()})
             pipe.expire(key, int(self.group_expiry) + 1)
             await pipe.execute()
+        if "!" in channel and self.route(channel) == self.local_name:
+            self._joined.setdefault(channel, set()).add(group)
 
     async def group_discard(self, group: str, channel: str) -> None:
         self.require_valid_group_name(group)
@@ -807,6 +637,11 @@ class RedisChannelLayer(BaseChannelLayer):
                 Awaitable[Any],
                 state.clients[self._shard(group)].zrem(self._group_key(group), channel),
             )
+        groups = self._joined.get(channel)
+        if groups is not None:
+            groups.discard(group)
+            if not groups:
+                del self._joined[channel]
 
     async def group_channels(self, group: str) -> list[str]:
         """Current (unexpired) members of ``group``."""
@@ -831,14 +666,12 @@ class RedisChannelLayer(BaseChannelLayer):
             return
         now = self.clock()
         deadline = int((now + self.expiry) * 1000)
-        payload = self.codec.encode(message)
+        payload = self.serialize(message)
         local: dict[str, list[str]] = {}
         per_shard: dict[int, list[tuple[str, int, bytes]]] = {}
         for channel in channels:
-            bang = channel.find("!")
-            if bang != -1:
-                # Inlined non_local_name(): this loop runs once per group member.
-                local.setdefault(channel[: bang + 1], []).append(channel)
+            if "!" in channel:
+                local.setdefault(self.route(channel), []).append(channel)
             else:
                 item = (self._key(channel), self.get_capacity(channel), self._header(deadline, ""))
                 per_shard.setdefault(self._shard(channel), []).append(item)
@@ -846,15 +679,13 @@ class RedisChannelLayer(BaseChannelLayer):
             header = self._header(deadline, ",".join(members))
             item = (self._key(process_name), self.get_capacity(process_name), header)
             per_shard.setdefault(self._shard(process_name), []).append(item)
+        full = 0
         for shard, items in per_shard.items():
-            for index in await self._push(shard, items, payload, now):
-                self.group_send_full += 1
-                logger.warning(
-                    "group_send to group %r: %r is full (capacity %d); message dropped",
-                    group,
-                    items[index][0],
-                    items[index][1],
-                )
+            full += len(await self._push(shard, items, payload, now))
+        if full:
+            # channels_redis's line and level, once per call; the drops are also counted.
+            self.group_send_full += full
+            logger.info("%s of %s channels over capacity in group %s", full, len(channels), group)
 
     # ---------------------------------------------------------------- housekeeping
     async def flush(self) -> None:
@@ -865,13 +696,13 @@ class RedisChannelLayer(BaseChannelLayer):
                 keys = [k async for k in client.scan_iter(match=f"{self.prefix}:*", count=1000)]
                 for start in range(0, len(keys), 500):
                     await cast(Awaitable[Any], client.unlink(*keys[start : start + 500]))
-        for box in self._mailboxes.values():
-            box.buffer.clear()
+        self._mailboxes.clear()
+        self._joined.clear()
 
 
 def __getattr__(name: str) -> Any:
     # ``channels.layers.redis.RedisPubSubChannelLayer`` is where some projects import it from;
-    # resolved lazily because redis_pubsub itself imports helpers from this module.
+    # resolved lazily so importing this module does not load the pub/sub one.
     if name == "RedisPubSubChannelLayer":
         from channels.layers.redis_pubsub import RedisPubSubChannelLayer
 

@@ -7,8 +7,17 @@
   the channels it receives on and to the groups its channels joined.  ``new_channel``
   subscribes before returning, and ``subscribe`` waits for Redis's confirmation, so a message
   sent after ``new_channel`` returns is never missed.
+* ``new_channel(prefix)`` names are ``<prefix>.<client id>!<random>``.  Consumers are fed
+  directly (``arm``), with no task per consumer.
 * Messages wait in bounded in-memory mailboxes (``capacity``/``channel_capacity``, ``expiry``)
   until received; a full mailbox drops the message, counts it (``dropped``) and logs a warning.
+* State follows the live channels: when a consumer exits (``release_channel``) its mailbox, its
+  subscription and its local group memberships go (a group nobody here belongs to any more is
+  unsubscribed too); idle mailboxes are swept at most once per ``expiry``, and a channel
+  nobody received on across two sweeps is unsubscribed (its next receive subscribes again;
+  what was published in between is lost, as anything published to no subscriber is).
+* Payloads are ``serialize(message)`` (msgpack, or JSON with ``serializer_format="json"``,
+  optionally encrypted); override ``serialize``/``deserialize`` to change the wire format.
   A publisher cannot know about a remote receiver's mailbox, so ``send`` never raises
   ``ChannelFull``.
 * Nothing is stored in Redis: a message sent while nobody subscribes to its channel is gone,
@@ -37,21 +46,21 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from channels.layers.base import BaseChannelLayer, CapacityPattern
-from channels.layers.in_memory import Mailbox, sweep_mailboxes
-from channels.layers.redis import (
+from channels.layers.mailbox import FULL, Mailboxes
+from channels.layers.redis_cluster import TopologyLog, cluster_spec
+from channels.layers.redis_cluster_pubsub import ShardedSubscriber
+from channels.layers.redis_common import (
     COMMAND_TIMEOUT,
     DEADLINE_DIGITS,
     RECONNECT_ERRORS,
     Codec,
     HashRing,
     bounded,
-    check_serializer_format,
     close_client,
+    close_pools_with_loop,
     make_client,
     parse_hosts,
 )
-from channels.layers.redis_cluster import TopologyLog, cluster_spec
-from channels.layers.redis_cluster_pubsub import ShardedSubscriber
 
 __all__ = ["RedisPubSubChannelLayer"]
 
@@ -69,6 +78,10 @@ class _Shard:
         self.pubsub: PubSub = client.pubsub()
         self.reader: asyncio.Task[None] | None = None
         self.confirmations: dict[str, list[asyncio.Future[None]]] = {}
+        # redis-py's PubSub opens its connection on the first (un)subscribe: concurrent
+        # first calls would each open one and all but the last would be orphaned (their
+        # SUBSCRIBEs never confirmed).  One (un)subscribe at a time per shard.
+        self.lock = asyncio.Lock()
         self.stopping = False
         self.down = False  # a connection error was seen and consumers were told
         self._on_reconnect = on_reconnect
@@ -106,7 +119,7 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
         # group_expiry is accepted for settings compatibility; pub/sub groups live as long as
         # their local members do.
         kwargs.pop("group_expiry", None)
-        check_serializer_format(kwargs)
+        serializer_format = kwargs.pop("serializer_format", "msgpack")
         for option, value in (("on_disconnect", on_disconnect), ("on_reconnect", on_reconnect)):
             if value is not None and not isinstance(value, str):
                 raise TypeError(f"{option} must be a message type string, not {value!r}")
@@ -124,15 +137,29 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
         self._sharded: dict[asyncio.AbstractEventLoop, ShardedSubscriber] = {}
         self.hosts = [] if self.cluster else parse_hosts(hosts)
         self.ring = HashRing([h.ident for h in self.hosts] or ["cluster"])
-        self.codec = Codec(symmetric_encryption_keys)
+        self.codec = Codec(symmetric_encryption_keys, serializer_format)
         self.clock = clock
+        self.client_prefix = uuid.uuid4().hex[:12]
         self._loops: dict[asyncio.AbstractEventLoop, list[_Shard]] = {}
         # Topics subscribed on each loop's connections -> their confirmation.
         self._topics: dict[asyncio.AbstractEventLoop, dict[str, asyncio.Future[None]]] = {}
-        self._mailboxes: dict[str, Mailbox] = {}
-        self._last_sweep = clock()
+        self._mailboxes = Mailboxes(self.get_capacity, expiry, clock())
         self._groups: dict[str, set[str]] = {}  # group -> local member channels
+        self._memberships: dict[str, set[str]] = {}  # local channel -> its groups
+        # Subscribed channels that had no mailbox at the last sweep (see _maybe_sweep).
+        self._unread: set[str] = set()
+        # Subscribe-then-arm tasks of channels armed before they were subscribed on a loop.
+        self._pending: set[asyncio.Task[None]] = set()
         self.dropped = 0
+
+    # ---------------------------------------------------------------- wire format
+    def serialize(self, message: Message) -> bytes:
+        """The payload published for ``message`` (override to change the wire format)."""
+        return self.codec.encode(message)
+
+    def deserialize(self, data: bytes) -> Message:
+        """The message a payload made by :meth:`serialize` stands for."""
+        return self.codec.decode(data)
 
     # ---------------------------------------------------------------- connections
     def _shards(self) -> list[_Shard]:
@@ -145,24 +172,18 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
                 _Shard(make_client(h), self._reconnected) for h in self.hosts
             ]
             self._topics[loop] = {}
-            self._close_with_loop(loop)
+            close_pools_with_loop(loop, self._loops, self.close_pools)
         return shards
-
-    def _close_with_loop(self, loop: asyncio.AbstractEventLoop) -> None:
-        original = loop.close
-
-        def close() -> None:
-            if loop in self._loops and not loop.is_running() and not loop.is_closed():
-                loop.run_until_complete(self.close_pools())
-            original()
-
-        with contextlib.suppress(AttributeError):
-            loop.close = close  # type: ignore[method-assign]
 
     async def close_pools(self) -> None:
         loop = asyncio.get_running_loop()
         shards = self._loops.pop(loop, None)
         self._topics.pop(loop, None)
+        pending = [t for t in self._pending if t.get_loop() is loop]
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)
         sharded = self._sharded.pop(loop, None)
         if sharded is not None:
             await sharded.close()
@@ -187,6 +208,7 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
         return f"{self.prefix}:group:{group}"
 
     def _shard_for(self, name: str) -> _Shard:
+        """The one place a name is mapped to a connection."""
         return self._shards()[self.ring.shard(name)]
 
     def _cluster_subscriber(self) -> ShardedSubscriber:
@@ -239,7 +261,7 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
             fut = topics[topic] = loop.create_future()
             shard.confirmations.setdefault(topic, []).append(fut)
             try:
-                async with bounded(f"SUBSCRIBE {topic}", self.command_timeout):
+                async with bounded(f"SUBSCRIBE {topic}", self.command_timeout), shard.lock:
                     await shard.pubsub.subscribe(topic)
             except BaseException:
                 del topics[topic]
@@ -258,13 +280,19 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
 
     async def _unsubscribe(self, name: str, topic: str) -> None:
         if self.cluster is not None:
+            if topic == self._group_topic(name) and name in self._groups:
+                return  # a channel here joined the group again meanwhile: keep it
             self._topics[asyncio.get_running_loop()].pop(topic, None)
-            await self._cluster_subscriber().unsubscribe(topic)
+            with contextlib.suppress(*RECONNECT_ERRORS):
+                await self._cluster_subscriber().unsubscribe(topic)
             return
         shard = self._shard_for(name)
-        self._topics[asyncio.get_running_loop()].pop(topic, None)
+        topics = self._topics[asyncio.get_running_loop()]
         with contextlib.suppress(*RECONNECT_ERRORS):
-            async with bounded(f"UNSUBSCRIBE {topic}", self.command_timeout):
+            async with bounded(f"UNSUBSCRIBE {topic}", self.command_timeout), shard.lock:
+                if topic == self._group_topic(name) and name in self._groups:
+                    return  # a channel here joined the group again meanwhile: keep it
+                topics.pop(topic, None)
                 await shard.pubsub.unsubscribe(topic)
 
     async def _reader(self, shard: _Shard) -> None:
@@ -317,7 +345,7 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
         """Send ``{"type": message_type}`` to every channel this process receives on."""
         if message_type is None:
             return
-        channels = set(self._mailboxes)
+        channels = set(self._mailboxes.boxes)
         group_prefix = self._group_topic("")
         channel_prefix = self._topic("")
         for topics in self._topics.values():
@@ -331,24 +359,52 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
             self._offer(channel, {"type": message_type}, deadline)
 
     def _offer(self, channel: str, message: Message, deadline: float) -> None:
-        box = self._mailboxes.get(channel)
-        if box is None:
-            box = self._mailboxes[channel] = Mailbox(self.get_capacity(channel))
-        accepted, _ = box.offer(message, deadline, self.clock())
-        if not accepted:
+        boxes = self._mailboxes
+        with boxes.lock:
+            status = boxes.offer(channel, message, deadline, self.clock())
+        if status == FULL:
             self.dropped += 1
             logger.warning("channel %r is full; pub/sub message dropped", channel)
 
+    def _maybe_sweep(self, now: float) -> None:
+        """At most once per ``expiry``: expire buffered messages, drop idle mailboxes, and
+        unsubscribe channels nobody has received on for two sweeps in a row (a channel made
+        by ``new_channel`` whose consumer never came, or left without releasing it).  A
+        receiver that comes back later is subscribed again by its next receive or arm."""
+        with self._mailboxes.lock:
+            if not self._mailboxes.maybe_sweep(now):
+                return
+            boxes = self._mailboxes.boxes
+        loop = asyncio.get_running_loop()
+        topics = self._topics.get(loop, {})
+        group_prefix, channel_prefix = self._group_topic(""), self._topic("")
+        unread = {
+            topic[len(channel_prefix) :]
+            for topic in topics
+            if topic.startswith(channel_prefix) and not topic.startswith(group_prefix)
+        }
+        unread.difference_update(boxes)
+        stale, self._unread = unread & self._unread, unread
+        if stale:
+            task = loop.create_task(self._unsubscribe_channels(stale))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+    async def _unsubscribe_channels(self, channels: set[str]) -> None:
+        for channel in channels:
+            if channel in self._mailboxes.boxes:
+                continue  # a receiver came back meanwhile
+            with contextlib.suppress(*RECONNECT_ERRORS):
+                await self._unsubscribe(channel, self._topic(channel))
+
     def _deliver(self, targets: list[str], raw: bytes) -> None:
         now = self.clock()
-        if now - self._last_sweep >= self.expiry:
-            self._last_sweep = now
-            sweep_mailboxes(self._mailboxes, now)
+        self._maybe_sweep(now)
         try:
             deadline_ms = int(raw[:DEADLINE_DIGITS])
             if deadline_ms <= now * 1000:
                 return
-            message = self.codec.decode(raw[DEADLINE_DIGITS:])
+            message = self.deserialize(raw[DEADLINE_DIGITS:])
         except Exception as exc:  # a bad publish must not kill the reader
             logger.error("Dropping unreadable pub/sub message: %s", exc)
             return
@@ -357,7 +413,7 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
 
     def _encode(self, message: Message) -> bytes:
         deadline = int((self.clock() + self.expiry) * 1000)
-        return b"%013d" % deadline + self.codec.encode(message)
+        return b"%013d" % deadline + self.serialize(message)
 
     # ---------------------------------------------------------------- API
     async def send(self, channel: str, message: Message) -> None:
@@ -367,6 +423,10 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
 
     async def receive(self, channel: str) -> Message:
         self.require_valid_channel_name(channel)
+        await self._subscribe_channel(channel)
+        return await self._mailboxes.receive(channel, self.clock, self.expiry)
+
+    async def _subscribe_channel(self, channel: str) -> None:
         backoff = 0.05
         while True:
             # A consumer outlives Redis outages: keep trying to subscribe (with backoff, so an
@@ -378,27 +438,56 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
                 logger.warning("Redis pub/sub subscribe to %r failed (%s); retrying", channel, exc)
                 await asyncio.sleep(backoff)  # reconnect backoff, not waiting for an event
                 backoff = min(backoff * 2, 1.0)
-        box = self._mailboxes.get(channel)
-        if box is None:
-            box = self._mailboxes[channel] = Mailbox(self.get_capacity(channel))
-        message, _ = box.take(self.clock())
-        if message is not None:
-            return message
-        fut: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-        box.waiters.append(fut)
-        try:
-            return await fut
-        except asyncio.CancelledError:
-            if fut.done() and not fut.cancelled():
-                box.unget(fut.result(), self.clock() + self.expiry)
-            else:
-                with contextlib.suppress(ValueError):
-                    box.waiters.remove(fut)
-            raise
+
+    def arm(self, channel: str, fut: asyncio.Future[Message]) -> None:
+        """Direct feed: resolve ``fut`` with the channel's next message (no task per consumer).
+
+        A channel not yet subscribed on this loop (not made by ``new_channel`` here) is
+        subscribed first, in a task, then armed."""
+        loop = asyncio.get_running_loop()
+        topics = self._topics.get(loop)
+        if topics is not None and self._topic(channel) in topics:
+            self._mailboxes.arm(channel, fut, self.clock())
+            return
+        self.require_valid_channel_name(channel)
+        task = loop.create_task(self._subscribe_then_arm(channel, fut))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+        # Nobody waits any more (another source fired, or the consumer left): stop trying.
+        fut.add_done_callback(lambda _: task.cancel())
+
+    async def _subscribe_then_arm(self, channel: str, fut: asyncio.Future[Message]) -> None:
+        await self._subscribe_channel(channel)
+        if not fut.done():
+            self._mailboxes.arm(channel, fut, self.clock())
+
+    async def release_channel(self, channel: str) -> None:
+        """The consumer owning ``channel`` exited: drop its mailbox, its local group
+        memberships and its subscriptions (a group left without local members too)."""
+        if not self._mailboxes.release(channel, self.clock()):
+            return  # somebody else still receives on it
+        empty: list[str] = []
+        for group in self._memberships.pop(channel, ()):
+            members = self._groups.get(group)
+            if members is not None:
+                members.discard(channel)
+                if not members:
+                    del self._groups[group]
+                    empty.append(group)
+        loop = asyncio.get_running_loop()
+        if loop not in self._loops:
+            return
+        # Best effort: a consumer exiting while Redis is down must not fail on its way out.
+        with contextlib.suppress(*RECONNECT_ERRORS):
+            if self._topic(channel) in self._topics.get(loop, {}):
+                await self._unsubscribe(channel, self._topic(channel))
+            for group in empty:
+                await self._unsubscribe(group, self._group_topic(group))
 
     async def new_channel(self, prefix: str = "specific") -> str:
-        channel = f"{prefix}.{uuid.uuid4().hex}"
+        channel = f"{prefix}.{self.client_prefix}!{uuid.uuid4().hex}"
         self.require_valid_channel_name(channel)
+        self._maybe_sweep(self.clock())  # connection churn: a natural sweep trigger
         await self._subscribe(channel, self._topic(channel))
         return channel
 
@@ -406,6 +495,7 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
         self.require_valid_group_name(group)
         self.require_valid_channel_name(channel)
         self._groups.setdefault(group, set()).add(channel)
+        self._memberships.setdefault(channel, set()).add(group)
         await self._subscribe(group, self._group_topic(group))
 
     async def group_discard(self, group: str, channel: str) -> None:
@@ -415,6 +505,11 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
         if members is None:
             return
         members.discard(channel)
+        groups = self._memberships.get(channel)
+        if groups is not None:
+            groups.discard(group)
+            if not groups:
+                del self._memberships[channel]
         if not members:
             del self._groups[group]
             await self._unsubscribe(group, self._group_topic(group))
@@ -433,11 +528,10 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
         for shard in self._loops.get(loop, ()):
             with contextlib.suppress(*RECONNECT_ERRORS):
                 if shard.pubsub.subscribed:
-                    async with bounded("flush", self.command_timeout):
+                    async with bounded("flush", self.command_timeout), shard.lock:
                         await shard.pubsub.unsubscribe()
         if loop in self._topics:
             self._topics[loop] = {}
         self._groups.clear()
-        for box in self._mailboxes.values():
-            box.buffer.clear()
-        self._mailboxes = {c: b for c, b in self._mailboxes.items() if not b.idle()}
+        self._memberships.clear()
+        self._mailboxes.clear()

@@ -406,8 +406,10 @@ def test_third_party_layers_find_the_old_name_checks() -> None:
     from channels.layers import BaseChannelLayer
 
     layer = BaseChannelLayer()
-    assert layer.valid_channel_name("specific.abc!def")
-    assert layer.valid_group_name("chat_lobby")
+    with pytest.warns(DeprecationWarning, match="valid_channel_name is deprecated"):
+        assert layer.valid_channel_name("specific.abc!def")
+    with pytest.warns(DeprecationWarning, match="valid_group_name is deprecated"):
+        assert layer.valid_group_name("chat_lobby")
 
 
 def test_channels4_settings_naming_daphne_still_load() -> None:

@@ -7,6 +7,7 @@ thing received (FIFO), never by waiting for a timeout.
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import pytest
@@ -44,6 +45,41 @@ async def test_new_channel_names_are_unique_and_valid(layer_kit: LayerKit) -> No
         assert "!" not in name or layer.non_local_name(name) != name
     custom = await layer.new_channel(prefix="chat")
     assert "chat" in custom
+
+
+async def test_new_channel_names_have_the_upstream_shape(layer_kit: LayerKit) -> None:
+    """``<prefix>.<process id>!<random>``, the prefix first (as channels_redis makes them)."""
+    layer = layer_kit.make()
+    default, chat, nested = (
+        await layer.new_channel(),
+        await layer.new_channel(prefix="chat"),
+        await layer.new_channel(prefix="a.b-c_d"),
+    )
+    pattern = re.compile(r"(?P<prefix>.+)\.(?P<process>[A-Za-z0-9]+)!(?P<random>[A-Za-z0-9]+)")
+    parts = [pattern.fullmatch(name) for name in (default, chat, nested)]
+    assert all(parts), (default, chat, nested)
+    assert [p["prefix"] for p in parts if p] == ["specific", "chat", "a.b-c_d"]
+    assert len({p["process"] for p in parts if p}) == 1  # one process part per layer
+    # Every prefix is received and delivered like the default one.
+    for name in (default, chat, nested):
+        await layer.send(name, {"type": "to", "name": name})
+    for name in (default, chat, nested):
+        assert await layer.receive(name) == {"type": "to", "name": name}
+    with pytest.raises(TypeError):
+        await layer.new_channel(prefix="bad prefix")
+
+
+async def test_release_of_unknown_or_busy_channel_is_harmless(layer_kit: LayerKit) -> None:
+    layer = layer_kit.make()
+    await layer.release_channel("never.used")
+    channel = await layer.new_channel()
+    waiting = asyncio.ensure_future(layer.receive(channel))
+    await asyncio.sleep(0)  # let it start waiting (a yield, not a timed wait)
+    if layer_kit.kind == "pubsub":
+        await asyncio.sleep(0)  # its subscription check is one more step
+    await layer.release_channel(channel)  # somebody still receives: nothing is dropped
+    await layer.send(channel, {"type": "still-here"})
+    assert await waiting == {"type": "still-here"}
 
 
 async def test_message_ordering(layer_kit: LayerKit) -> None:
@@ -176,10 +212,21 @@ async def test_invalid_group_names_and_types_rejected(layer_kit: LayerKit) -> No
             await layer.group_add(bad, channel)
         with pytest.raises(ValueError, match="Group name"):
             await layer.group_send(bad, {"type": "x"})
-    with pytest.raises(TypeError, match="must be a str"):
+    # Upstream's types and exact messages (projects' tests compare them); the offending
+    # value rides along as an exception note.
+    with pytest.raises(TypeError) as info:
         await layer.send(123, {"type": "x"})
-    with pytest.raises(TypeError, match="must be a str"):
+    assert str(info.value) == layer.invalid_name_error.format("Channel")
+    assert "a int, not a str" in "".join(info.value.__notes__)
+    with pytest.raises(TypeError) as info:
         await layer.group_add(None, channel)
+    assert str(info.value) == layer.invalid_name_error.format("Group")
+    with pytest.raises(TypeError) as info:
+        await layer.group_add("g" * 100, channel)
+    assert str(info.value) == (
+        "Group name must be a valid unicode string with length < 100 containing only ASCII "
+        "alphanumerics, hyphens, underscores, or periods."
+    )
     with pytest.raises(TypeError, match="message must be a dict"):
         await layer.send(channel, ["not", "a", "dict"])
     with pytest.raises(ValueError, match="__asgi_channel__"):

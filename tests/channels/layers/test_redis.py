@@ -119,6 +119,16 @@ async def test_sharding_across_two_servers(
         await reader.close()
 
 
+def test_process_local_names_route_to_their_process_list() -> None:
+    layer = RedisChannelLayer(hosts=["redis://x"])
+    cid = layer.client_prefix
+    assert layer.route(f"specific.{cid}!abc") == layer.local_name
+    assert layer.route(f"chat.room.{cid}!abc") == layer.local_name
+    assert layer.route("websocket.send!abc") == "websocket.send!"  # upstream-style names
+    assert layer.route("plain.channel") == "plain.channel"
+    assert layer.route("x.ABCDEF123456!y") == "x.ABCDEF123456!"  # not our id shape
+
+
 def test_hash_ring_is_consistent() -> None:
     names = [f"channel.{i}" for i in range(2000)]
     three = HashRing(["a", "b", "c"])
@@ -156,7 +166,10 @@ def test_host_parsing() -> None:
     with pytest.raises(TypeError, match="unexpected RedisChannelLayer options"):
         RedisChannelLayer(hosts=["redis://x"], bogus=True)
     with pytest.raises(ValueError, match="serializer_format"):
-        RedisChannelLayer(hosts=["redis://x"], serializer_format="json")
+        RedisChannelLayer(hosts=["redis://x"], serializer_format="pickle")
+    with pytest.raises(KeyError):  # channels_redis raises its SerializerDoesNotExist(KeyError)
+        RedisChannelLayer(hosts=["redis://x"], serializer_format="yaml")
+    RedisChannelLayer(hosts=["redis://x"], serializer_format="json")
     RedisChannelLayer(hosts=["redis://x"], random_prefix_length=12, serializer_format="msgpack")
 
 
@@ -359,17 +372,22 @@ async def test_mailboxes_of_abandoned_local_channels_are_swept(redis_server: Red
 async def test_group_send_counts_and_logs_full_members(
     redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    layer = RedisChannelLayer(hosts=[redis_server.url], capacity=1)
+    layer = RedisChannelLayer(
+        hosts=[redis_server.url], capacity=5, channel_capacity={"member.full": 1}
+    )
     try:
         await layer.group_add("crowded", "member.full")
         await layer.group_add("crowded", "member.ok")
         await layer.send("member.full", {"type": "filler"})
-        with caplog.at_level(logging.WARNING, logger="channels.layers"):
+        with caplog.at_level(logging.INFO, logger="channels.layers"):
             await layer.group_send("crowded", {"type": "news"})
-        assert layer.group_send_full == 1
-        assert "'crowded'" in caplog.text
-        assert "member.full" in caplog.text
+            await layer.group_send("crowded", {"type": "more"})
+        assert layer.group_send_full == 2
+        # channels_redis's line: once per call, at INFO, with the counts.
+        lines = [(r.levelno, r.getMessage()) for r in caplog.records]
+        assert lines == [(logging.INFO, "1 of 2 channels over capacity in group crowded")] * 2
         assert await layer.receive("member.ok") == {"type": "news"}
+        assert await layer.receive("member.ok") == {"type": "more"}
         assert await layer.receive("member.full") == {"type": "filler"}
     finally:
         await layer.flush()
@@ -417,3 +435,132 @@ def test_pubsub_no_connection_leak_across_event_loops(redis_server: RedisServer)
     for _ in range(4):
         asyncio.run(use_layer())
         assert redis_server.client_count() == 0
+
+
+# --- channels_redis behaviours projects rely on ------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["redis", "pubsub"])
+async def test_json_serializer_format(redis_server: RedisServer, kind: str) -> None:
+    make = RedisChannelLayer if kind == "redis" else RedisPubSubChannelLayer
+    layer = make(hosts=[redis_server.url], serializer_format="json")
+    try:
+        channel = await layer.new_channel()
+        message = {"type": "chat.message", "text": "héllo", "n": [1, 2.5, None, True]}
+        await layer.send(channel, message)
+        assert await layer.receive(channel) == message
+        assert layer.deserialize(layer.serialize(message)) == message
+        assert json.loads(layer.serialize(message)) == message  # JSON on the wire
+        with pytest.raises(TypeError, match="json-serialisable"):
+            await layer.send(channel, {"type": "x", "bytes": b"\x00"})
+    finally:
+        await layer.flush()
+        await layer.close()
+
+
+class TaggedWire(RedisChannelLayer):
+    """A subclass changing the wire format, as channels_redis's docs suggest."""
+
+    def serialize(self, message: dict[str, object]) -> bytes:
+        return b"TAG:" + json.dumps(message).encode()
+
+    def deserialize(self, data: bytes) -> dict[str, object]:
+        assert data.startswith(b"TAG:")
+        result: dict[str, object] = json.loads(data[4:])
+        return result
+
+
+class TaggedPubSub(RedisPubSubChannelLayer):
+    serialize = TaggedWire.serialize  # type: ignore[assignment]
+    deserialize = TaggedWire.deserialize  # type: ignore[assignment]
+
+
+@pytest.mark.parametrize("kind", ["redis", "pubsub"])
+async def test_serialize_and_deserialize_can_be_overridden(
+    redis_server: RedisServer, kind: str
+) -> None:
+    layer: RedisChannelLayer | RedisPubSubChannelLayer = (
+        TaggedWire(hosts=[redis_server.url])
+        if kind == "redis"
+        else TaggedPubSub(hosts=[redis_server.url])
+    )
+    try:
+        local = await layer.new_channel()
+        await layer.group_add("tagged", local)
+        await layer.group_send("tagged", {"type": "to.group"})
+        await layer.send(local, {"type": "to.channel"})
+        assert await layer.receive(local) == {"type": "to.group"}
+        assert await layer.receive(local) == {"type": "to.channel"}
+        if kind == "redis":
+            await layer.send("named.tagged", {"type": "stored"})
+            client = sync_redis.Redis(host=redis_server.host, port=redis_server.port)
+            (raw,) = client.lrange("asgi:named.tagged", 0, -1)
+            client.close()
+            assert b'\nTAG:{"type": "stored"}' in raw  # our envelope around their payload
+            assert await layer.receive("named.tagged") == {"type": "stored"}
+    finally:
+        await layer.flush()
+        await layer.close()
+
+
+async def test_a_full_channel_does_not_hold_up_the_others(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One consumer stops reading; the process's reader keeps serving its other channels,
+    and its mailbox keeps the newest messages (the oldest are dropped and counted)."""
+    layer = RedisChannelLayer(hosts=[redis_server.url], channel_capacity={"stuck.*": 2})
+    try:
+        stuck, busy = await layer.new_channel("stuck"), await layer.new_channel("busy")
+        await layer.group_add("feed", stuck)
+        with caplog.at_level(logging.INFO, logger="channels.layers"):
+            for i in range(5):
+                await layer.group_send("feed", {"type": "feed", "i": i})
+            for i in range(3):
+                await layer.send(busy, {"type": "busy", "i": i})
+            # Same process list, FIFO: once busy's messages arrive, stuck's were dispatched.
+            assert [(await layer.receive(busy))["i"] for _ in range(3)] == [0, 1, 2]
+        box = layer._mailboxes.boxes[stuck]
+        assert [m["i"] for _, m in box.buffer] == [3, 4]  # the newest two
+        assert layer.group_send_full == 3
+        assert "over capacity in this process" in caplog.text
+    finally:
+        await layer.flush()
+        await layer.close()
+
+
+async def test_pubsub_concurrent_first_subscriptions_all_confirm(redis_server: RedisServer) -> None:
+    """Twenty consumers arriving at once on a fresh layer: each subscription is confirmed and
+    delivered to (redis-py opens the pub/sub connection on the first subscribe; concurrent
+    first subscribes once left all but one on orphaned connections)."""
+    layer = RedisPubSubChannelLayer(hosts=[redis_server.url])
+    try:
+        async with asyncio.timeout(20):
+            channels = await asyncio.gather(*(layer.new_channel() for _ in range(20)))
+            for channel in channels:
+                await layer.send(channel, {"type": "hello", "to": channel})
+            for channel in channels:
+                assert await layer.receive(channel) == {"type": "hello", "to": channel}
+    finally:
+        await layer.flush()
+        await layer.close()
+
+
+async def test_pubsub_group_rejoined_while_the_last_member_leaves(
+    redis_server: RedisServer,
+) -> None:
+    """The last local member leaves (its release unsubscribes the group) while another channel
+    joins: the group must stay subscribed for the newcomer."""
+    layer = RedisPubSubChannelLayer(hosts=[redis_server.url])
+    try:
+        leaver, newcomer = await layer.new_channel(), await layer.new_channel()
+        await layer.group_add("door", leaver)
+        leaving = asyncio.ensure_future(layer.release_channel(leaver))
+        await asyncio.sleep(0)  # the release is under way (a yield, not a timed wait)
+        await layer.group_add("door", newcomer)
+        await leaving
+        await layer.group_send("door", {"type": "welcome"})
+        async with asyncio.timeout(10):
+            assert await layer.receive(newcomer) == {"type": "welcome"}
+    finally:
+        await layer.flush()
+        await layer.close()
