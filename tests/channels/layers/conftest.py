@@ -48,6 +48,11 @@ class LayerKit:
     persistent: bool  # messages to a named channel wait in the layer until received
     raises_full: bool  # send() raises ChannelFull at capacity
 
+    @property
+    def layer(self) -> str:
+        """Which layer ("memory", "redis" or "pubsub"), on one Redis or on a cluster."""
+        return self.kind.removesuffix("-cluster")
+
 
 @pytest.fixture(
     params=[
