@@ -35,6 +35,8 @@ Storage design
   they were added; members older than ``group_expiry`` are removed on ``group_send``.
 * Several hosts are shards chosen by consistent hashing (a hash ring with virtual nodes) of
   the channel's non-local name or the group name.
+* On a Redis Cluster (``redis+cluster://`` hosts) keys carry hash tags and the send script
+  runs once per slot: see :mod:`channels.layers.redis_cluster`.
 
 Connections: per shard *and per event loop*, one pool for ordinary commands and one for BLPOPs
 (no socket timeout there: redis-py would wrap writes in ``asyncio.wait_for``, which on Python

@@ -4,10 +4,12 @@
   Sentinel-monitored services, each a :class:`HostSpec` (one shard).
 * **Clients** are built in one place, :func:`make_client` (retries with backoff, Sentinel
   masters, the no-socket-timeout variant for blocking reads), and closed by
-  :func:`close_client`.  A cluster client would be built there too.
+  :func:`close_client`.  Redis Cluster clients are built by ``ClusterSpec.client`` in
+  :mod:`channels.layers.redis_cluster`.
 * **Keys to connections**: :class:`HashRing` maps a channel or group name to a shard index
   (consistent hashing with virtual nodes); each layer asks it in exactly one method
-  (``_shard``), so another mapping (a Redis Cluster's own slots) replaces one call.
+  (``_shard``).  On a Redis Cluster the ring has one entry (the cluster client routes each
+  key to its slot's node itself).
 * **Bounded commands** (:func:`bounded`): every non-blocking operation fails with a clear
   ``redis.exceptions.TimeoutError`` after ``command_timeout`` instead of hanging on a Redis
   that accepts connections but never answers.

@@ -3,6 +3,8 @@
 * A channel is the pub/sub topic ``{prefix}:{name}``, a group the topic
   ``{prefix}:group:{name}``.  ``send``/``group_send`` are one PUBLISH each, whatever the number
   of receivers: Redis fans the message out to every subscribed process.
+* On a Redis Cluster (``redis+cluster://`` hosts) channels are shard channels (``SPUBLISH``/
+  ``SSUBSCRIBE``): see :mod:`channels.layers.redis_cluster_pubsub`.
 * Each process subscribes (one connection per shard and event loop, one reader task each) to
   the channels it receives on and to the groups its channels joined.  ``new_channel``
   subscribes before returning, and ``subscribe`` waits for Redis's confirmation, so a message
