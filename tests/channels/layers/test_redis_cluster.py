@@ -197,10 +197,13 @@ async def _list_layer_survives(
             # is lost (writes are paused, then redirected).
             assert not lost
         # Logged once for the whole switch (not once per retry), and once when it is over;
-        # the sender's failures went to its caller instead.
+        # the sender's failures went to its caller instead.  A coordinated failover may pass
+        # unnoticed: a blocked BLPOP is either ended (-UNBLOCKED, retried: logged) or
+        # redirected (-MOVED, followed by the client: nothing to log).
         messages = [r.getMessage() for r in caplog.records]
-        assert len([m for m in messages if LOST in m]) == 1, messages
-        assert len([m for m in messages if BACK in m]) == 1, messages
+        lost_logs = len([m for m in messages if LOST in m])
+        assert lost_logs == 1 if kill else lost_logs <= 1, messages
+        assert len([m for m in messages if BACK in m]) == lost_logs, messages
     finally:
         for made in (layer, sender):
             await made.flush()
