@@ -1,6 +1,7 @@
 """``python -m benchmarks run [--quick]``: every workload, this server and its peers, one run.
 
 Writes ``benchmarks/results/latest.{json,md,png}`` and prints the targets with PASS/FAIL.
+``python -m benchmarks soak --minutes N``: see ``benchmarks/soak.py``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from benchmarks import machine, peers, procs, redis_cluster, redis_server, report, servers
+from benchmarks import machine, peers, procs, redis_cluster, redis_server, report, servers, soak
 from benchmarks.loadgen import wrk
 from benchmarks.workloads import Settings, Workload, catalog, measure
 
@@ -157,7 +158,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
         default=[],
         help='extra arguments for our server, e.g. "--loop asyncio"',
     )
+    soak.add_parser(sub)  # python -m benchmarks soak: see benchmarks/soak.py
     args = p.parse_args(argv)
+    if args.command == "soak":
+        return args
     if args.repeats is not None and args.repeats < 1:
         p.error("--repeats must be at least 1")
     if args.extra_windows is not None and args.extra_windows < 0:
@@ -364,4 +368,11 @@ def _plot(json_path: Path, png_path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     signal.signal(signal.SIGTERM, _on_sigterm)
+    if args.command == "soak":
+        try:
+            return soak.run(args)
+        except KeyboardInterrupt:
+            return 130
+        finally:
+            procs.kill_all()
     return run(args)

@@ -13,11 +13,27 @@ children report readiness by writing one byte to a pipe, and exits are reaped wi
   :data:`MAX_BACKOFF` s) so a crash-looping app doesn't spin.  A worker exiting with status 0
   (``--limit-max-requests``) is replaced at once.  If every worker fails before any was ever
   ready (bad app path, startup failure), the supervisor gives up with that worker's exit code.
+  Only the dead worker's own connections are lost (nothing is left to answer them); the shared
+  accept queue (below) keeps feeding the other workers meanwhile.
 * SIGTERM/SIGINT: forwarded as SIGTERM to every worker (graceful stop); a second one is forwarded
   again, which makes the workers force their exit.  Workers run in their own process group, so a
   terminal's Ctrl+C reaches only the parent and is not delivered twice.
 * SIGHUP: rolling restart - start one new worker, wait until it listens, stop one old worker,
-  repeat until all were replaced.
+  repeat until all were replaced.  No request is lost on the way:
+
+  - One listening socket, bound here and inherited by every worker (not one SO_REUSEPORT
+    socket per worker).  Connections wait in that socket's single accept queue, which outlives
+    any worker: a worker that stops accepting only closes its own descriptor, and whatever is
+    queued is accepted by the others.  With SO_REUSEPORT the kernel would instead hash each
+    new connection to one worker's own queue, and the connections queued on a stopping
+    worker's socket would be reset when it closes (unless Linux's ``tcp_migrate_req`` is on).
+  - A newcomer reports "ready" only once it accepts (``on_started``), and only then is an old
+    worker sent SIGTERM, so there is always a worker accepting.
+  - The old worker's graceful shutdown (``Server._graceful_shutdown``) finishes the requests it
+    has and answers them with ``connection: close``; an idle keep-alive connection is closed
+    only if no request arrives within a short grace, and a request that does arrive is answered
+    with ``connection: close`` too (``server.protocols.http.SHUTDOWN_IDLE_GRACE``).  Clients
+    reconnect and reach a new worker.  WebSockets are closed with 1001 (going away).
 * Parent death: each worker watches a pipe whose write end only the parent holds, and stops
   gracefully on EOF, so killing the parent with SIGKILL doesn't leave orphans serving.
 """

@@ -74,6 +74,7 @@ from channels.layers.redis_cluster import ClusterSpec, TopologyLog, cluster_spec
 from channels.layers.redis_common import (
     COMMAND_TIMEOUT,
     DEADLINE_DIGITS,
+    RECONNECT_BACKOFF_MAX,
     RECONNECT_ERRORS,
     Codec,
     HashRing,
@@ -408,7 +409,7 @@ class RedisChannelLayer(BaseChannelLayer):
                 else:
                     logger.warning("Redis receive on %r failed (%s); retrying", channel, exc)
                 await asyncio.sleep(backoff)  # reconnect backoff, not waiting for an event
-                backoff = min(backoff * 2, 1.0)
+                backoff = min(backoff * 2, RECONNECT_BACKOFF_MAX)
                 continue
             backoff = 0.05
             if self.topology is not None and self.topology.failing:
@@ -561,7 +562,7 @@ class RedisChannelLayer(BaseChannelLayer):
                 else:
                     logger.warning("Redis reader for %r failed (%s); retrying", key, exc)
                 await asyncio.sleep(backoff)  # reconnect backoff
-                backoff = min(backoff * 2, 1.0)
+                backoff = min(backoff * 2, RECONNECT_BACKOFF_MAX)
                 continue
             backoff = 0.05
             if self.topology is not None and self.topology.failing:

@@ -85,8 +85,11 @@ class ClusterSpec:
         the Redis layer: a socket timeout makes redis-py wrap writes in ``wait_for``, which
         can swallow a cancellation on Python 3.11); their reads are bounded client-side.
         """
+        # Imported here: redis_common imports this module (for CLUSTER_ERRORS).
+        from channels.layers.redis_common import RECONNECT_BACKOFF_MAX
+
         options: dict[str, Any] = {
-            "retry": Retry(ExponentialBackoff(cap=0.5, base=0.02), 5),
+            "retry": Retry(ExponentialBackoff(cap=RECONNECT_BACKOFF_MAX, base=0.02), 5),
             "retry_on_error": [RedisConnectionError, RedisTimeoutError],
             "socket_timeout": None if blocking else SOCKET_TIMEOUT,
             **self.kwargs,

@@ -38,6 +38,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from channels.layers.redis_cluster import ClusterSpec, TopologyLog, slot_of
+from channels.layers.redis_common import RECONNECT_BACKOFF_MAX
 
 __all__ = ["ShardedSubscriber"]
 
@@ -257,7 +258,7 @@ class ShardedSubscriber:
             else:
                 continue
             await asyncio.sleep(backoff)  # the cluster is still failing over: back off
-            backoff = min(backoff * 2, 1.0)
+            backoff = min(backoff * 2, RECONNECT_BACKOFF_MAX)
         for link in [x for x in self.links.values() if not x.topics and not x.dead]:
             self._drop(link)  # a connection nothing is subscribed on any more
         if not self.stopping:

@@ -46,6 +46,7 @@ from channels.layers.redis_cluster import CLUSTER_ERRORS
 __all__ = [
     "COMMAND_TIMEOUT",
     "DEADLINE_DIGITS",
+    "RECONNECT_BACKOFF_MAX",
     "RECONNECT_ERRORS",
     "SERIALIZER_FORMATS",
     "Codec",
@@ -72,6 +73,10 @@ RECONNECT_ERRORS: tuple[type[Exception], ...] = (
 # that accepts connections but never answers (stopped, overloaded, half-open network) must
 # give the caller a clear error instead of hanging it forever.
 COMMAND_TIMEOUT = 10.0
+# Longest pause between two attempts to reach a Redis that is down (redis-py's own retries and
+# the layers' receive loops alike): it bounds how late delivery resumes once Redis is back,
+# which must stay well within a second (tests/channels/layers/test_redis_faults.py).
+RECONNECT_BACKOFF_MAX = 0.5
 # Every stored or published payload starts with its deadline: milliseconds since the epoch,
 # zero-padded to 13 digits (enough until the year 2286), so Lua can compare its first bytes.
 DEADLINE_DIGITS = 13
@@ -187,7 +192,7 @@ def make_client(spec: HostSpec, blocking: bool = False) -> Redis:
     (the task then keeps running).  Their reads are bounded by the caller
     (``channels.layers.redis.blpop``) instead.
     """
-    retry = Retry(ExponentialBackoff(cap=0.5, base=0.02), 5)
+    retry = Retry(ExponentialBackoff(cap=RECONNECT_BACKOFF_MAX, base=0.02), 5)
     options: dict[str, Any] = {
         "retry": retry,
         "retry_on_error": [RedisConnectionError, RedisTimeoutError],

@@ -54,6 +54,7 @@ from channels.layers.redis_cluster_pubsub import ShardedSubscriber
 from channels.layers.redis_common import (
     COMMAND_TIMEOUT,
     DEADLINE_DIGITS,
+    RECONNECT_BACKOFF_MAX,
     RECONNECT_ERRORS,
     Codec,
     HashRing,
@@ -313,7 +314,7 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
                     shard.down = True
                     self._notify(self.on_disconnect)
                 await asyncio.sleep(backoff)  # reconnect backoff
-                backoff = min(backoff * 2, 1.0)
+                backoff = min(backoff * 2, RECONNECT_BACKOFF_MAX)
                 continue
             backoff = 0.05
             if item is None:
@@ -439,7 +440,7 @@ class RedisPubSubChannelLayer(BaseChannelLayer):
             except RECONNECT_ERRORS as exc:
                 logger.warning("Redis pub/sub subscribe to %r failed (%s); retrying", channel, exc)
                 await asyncio.sleep(backoff)  # reconnect backoff, not waiting for an event
-                backoff = min(backoff * 2, 1.0)
+                backoff = min(backoff * 2, RECONNECT_BACKOFF_MAX)
 
     def arm(self, channel: str, fut: asyncio.Future[Message]) -> None:
         """Direct feed: resolve ``fut`` with the channel's next message (no task per consumer).

@@ -57,6 +57,16 @@ FILE_CHUNK: Final = 256 * 1024
 # (FIN after our response), discard whatever still arrives, and close when the client does or
 # after this many seconds.
 LINGER_TIMEOUT: Final = 2.0
+# Graceful shutdown (SIGTERM, rolling restart) never closes a keep-alive connection under a
+# request the client may already have sent: on an idle connection that request would be lost
+# (reset, or EOF without a response) although the client did nothing wrong.  An idle connection
+# is instead kept this long (at most its keep-alive timeout) and a request arriving meanwhile is
+# answered with "connection: close", which every client handles (it reconnects, and reaches a
+# worker still accepting).  Enough for a request already in flight (about one round trip);
+# short enough that idle browser connections hold up a stop only briefly.  A request sent
+# after the grace meets a closed connection, as at any keep-alive timeout (RFC 9112 section
+# 9.3.1 lets the client retry it).
+SHUTDOWN_IDLE_GRACE: Final = 1.0
 
 _DISCONNECT: Final = {"type": "http.disconnect"}
 _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -329,7 +339,8 @@ class HttpProtocol(asyncio.Protocol):
 
     # --- runtime API -------------------------------------------------------------------
     def shutdown(self) -> None:
-        """Graceful stop: close now when idle, else after the in-flight response."""
+        """Graceful stop: the in-flight response (or the next request, on an idle connection
+        within ``SHUTDOWN_IDLE_GRACE``) is the last one and says "connection: close"."""
         self._shutdown = True
         if self._lingering:
             self.transport.close()  # the server is stopping: no need to wait for the client
@@ -337,10 +348,23 @@ class HttpProtocol(asyncio.Protocol):
         if self.closed or self._upgraded:
             return
         cycle = self.cycle
-        if cycle is None or cycle.response.complete:
+        if cycle is not None:
+            if not cycle.response.head_sent:
+                cycle.response.keep_alive = False  # its head will say "connection: close"
+            # Otherwise the head promised keep-alive: once the response is complete the
+            # connection is idle and _start_next_cycle gives it the grace below.
+        elif self._cycle_waiting:
+            # The client does not read our responses (see _next_cycle): waiting for it would
+            # hold the stop up; its pipelined request stays unanswered, which a pipelining
+            # client must be ready for (RFC 9112 section 9.3.2).
             self.close()
-        else:
-            cycle.response.keep_alive = False  # "connection: close" if the head is not out yet
+        elif not self._head_bytes:
+            # Idle (or accepted with no request yet): wait briefly for a request, then close.
+            # (A partly received head keeps its head timer: that request is answered.)
+            timer = self._timer
+            remaining = timer.when() - self.loop.time() if timer.armed else SHUTDOWN_IDLE_GRACE
+            kind = self._timer_kind or _KEEP_ALIVE  # an idle connection always has one armed
+            self._arm_timer(kind, max(0.0, min(remaining, SHUTDOWN_IDLE_GRACE)))
 
     def close(self, linger: bool = False) -> None:
         """Close the connection; ``linger`` when the client may still be sending (see
@@ -558,7 +582,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def _next_cycle(self, keep_alive: bool) -> None:
         self.cycle = None
-        if not keep_alive or self._shutdown or self.closed:
+        if not keep_alive or self.closed:
             # The request body may not have been read to its end (the app answered early), or
             # pipelined requests we will not answer may be arriving.
             parser = self.parser
@@ -585,7 +609,10 @@ class HttpProtocol(asyncio.Protocol):
             self._arm_timer(_REQUEST_HEAD, self.config.timeout_request_header)
             self._process()
         else:
-            self._arm_timer(_KEEP_ALIVE, self.config.timeout_keep_alive)
+            timeout = self.config.timeout_keep_alive
+            if self._shutdown:  # this response's head promised keep-alive (see shutdown())
+                timeout = min(timeout, SHUTDOWN_IDLE_GRACE)
+            self._arm_timer(_KEEP_ALIVE, timeout)
 
     async def _run_app(self, cycle: RequestCycle) -> None:
         try:

@@ -223,7 +223,7 @@ async def test_receive_while_redis_is_down_retries_without_busy_looping(
         window = 3.0
         await asyncio.sleep(window)  # the observation window itself (no event to await)
         assert not waiting.done(), waiting.exception() if waiting.done() else None
-        # Backoff is capped at 1 s between rounds of at most 6 tries: far below 100 in 3 s.
+        # Backoff is capped at 0.5 s between rounds of at most 6 tries: far below 100 in 3 s.
         assert 1 <= down.accepted < 100, down.accepted
         waiting.cancel()
         with pytest.raises(asyncio.CancelledError):

@@ -445,10 +445,15 @@ async def test_silent_connection_closed_without_408() -> None:
     assert t.data == b""
 
 
-async def test_shutdown_idle_closes_now() -> None:
+async def test_shutdown_idle_closes_after_grace(monkeypatch: pytest.MonkeyPatch) -> None:
+    # More shutdown cases (the request racing the close): tests/server/protocols/
+    # test_http_shutdown.py.
+    monkeypatch.setattr("server.protocols.http.SHUTDOWN_IDLE_GRACE", 0.01)
     proto, t, _state = make(hello)
     proto.shutdown()
-    assert t.closed
+    assert not t.closed
+    await until_closed(t)
+    assert t.data == b""
 
 
 async def test_shutdown_in_flight_finishes_response_then_closes() -> None:
