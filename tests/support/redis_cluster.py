@@ -7,10 +7,13 @@ each node's "Ready to accept connections" log line, then ``CLUSTER INFO`` report
 
 A cluster node also listens on its port + 10000 (the cluster bus), so both ports must be free.
 
-Fixture: ``redis_cluster`` (one fresh cluster per test; skips with a reason when ``redis-server``
-or ``redis-cli`` is missing).  ``RedisCluster.failover(primary)`` promotes that primary's replica
-with ``CLUSTER FAILOVER`` (sent to the replica) and waits until the promotion is seen;
-``kill(node)`` SIGKILLs a node.
+Fixtures: ``redis_cluster`` (one fresh cluster per test; skips with a reason when
+``redis-server`` or ``redis-cli`` is missing) and ``shared_redis_cluster`` (one per session, for
+tests that leave the topology alone and delete what they wrote).  ``RedisCluster.failover(primary)``
+promotes that primary's replica with ``CLUSTER FAILOVER`` (sent to the replica) and waits until the
+promotion is seen; ``kill_primary(primary)`` SIGKILLs it and waits for the automatic promotion;
+both first wait until every replica has synced (a replica that never synced refuses to take
+over).  ``owner_of(slot)`` is the live primary serving a slot.
 """
 
 from __future__ import annotations
