@@ -36,6 +36,9 @@ QUICK = {
     "E": ("ours", "uvicorn-httptools"),
 }
 ALL = ("ours", *servers.PEER_NAMES)
+# Measured only when named in --servers: our server with --metrics-port on, for the metrics
+# overhead comparison (`--servers ours,ours-metrics --workloads A,C`).
+OPTIONAL = ("ours-metrics",)
 # Thousands of connections cost upstream Channels minutes per peer (its in-memory layer does
 # work proportional to the number of channels on every send/receive), so full mode measures
 # these against the peers the targets name only; --servers overrides.
@@ -83,7 +86,7 @@ def servers_for(w: Workload, args: argparse.Namespace) -> list[str]:
     if args.mode == "full" and w.clients >= 2000:
         names = BIG[w.id[0]]
     if args.servers:
-        names = tuple(n for n in args.servers if n in ALL)
+        names = tuple(n for n in args.servers if n in ALL + OPTIONAL)
     return list(names)
 
 
@@ -120,7 +123,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--servers",
         type=_parse_list,
         default=None,
-        help=f"comma-separated subset of: {', '.join(ALL)}",
+        help=f"comma-separated subset of: {', '.join(ALL + OPTIONAL)}",
     )
     r.add_argument(
         "--workloads",
@@ -170,9 +173,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
         value = getattr(args, name)
         if value is not None and value <= 0:
             p.error(f"--{name} must be positive")
-    unknown = [n for n in args.servers or () if n not in ALL]
+    unknown = [n for n in args.servers or () if n not in ALL + OPTIONAL]
     if unknown:
-        p.error(f"unknown server(s) {', '.join(unknown)}; choose from {', '.join(ALL)}")
+        p.error(f"unknown server(s) {', '.join(unknown)}; choose from {', '.join(ALL + OPTIONAL)}")
     return args
 
 

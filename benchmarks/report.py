@@ -22,6 +22,10 @@ class Target:
 
 
 TARGETS = (
+    Target("A-varied", "uvicorn-httptools", 1.0, "A-varied: ours >= uvicorn-httptools"),
+    Target("A-varied", "granian", 1.0, "A-varied: ours >= Granian (goal)"),
+    Target("A-close-10", "uvicorn-httptools", 1.0, "A-close-10: ours >= uvicorn-httptools"),
+    Target("A-close-11", "uvicorn-httptools", 1.0, "A-close-11: ours >= uvicorn-httptools"),
     Target("A", "granian", 1.0, "A: ours >= Granian"),
     Target("A", "uvicorn-httptools", 1.1, "A: ours >= 1.1x uvicorn-httptools"),
     Target("B-plain", "uvicorn-httptools", 1.0, "B (plain): ours >= uvicorn-httptools"),

@@ -130,6 +130,11 @@ def _granian(app: str, port: int) -> list[str]:
     ]
 
 
+def _ours_metrics(app: str, port: int) -> list[str]:
+    # Metrics on (not scraped: the cost measured is the hot path's, not the exposition's).
+    return [*_ours(app, port), "--metrics-port", "0"]
+
+
 def _bare(app: str, port: int) -> list[str]:
     return [sys.executable, str(APPS / "bench_bare.py"), "--host", "127.0.0.1", "--port", str(port)]
 
@@ -138,6 +143,7 @@ SERVERS: dict[str, ServerSpec] = {
     s.name: s
     for s in (
         ServerSpec("ours", "channels-server (ours)", _ours, ours=True, workers_flag="--workers"),
+        ServerSpec("ours-metrics", "channels-server, metrics on", _ours_metrics, ours=True),
         ServerSpec(
             "uvicorn-httptools",
             "uvicorn httptools+websockets",

@@ -71,11 +71,43 @@ class Workload:
     # The workload whose "ours" figure this one is compared with (F is compared with A).
     ratio_base: str | None = None
     servers: tuple[str, ...] = field(default=())
+    # HTTP workloads: the wrk Lua script that writes the requests (benchmarks/loadgen/lua).
+    script: str | None = None
 
 
 def catalog(s: Settings) -> list[Workload]:
     items = [
-        Workload("A", "A: hello world, raw ASGI, HTTP keep-alive", "http", RAW_APP, "req/s"),
+        Workload(
+            "A-varied",
+            "A-varied: hello world, browser-like heads that differ on every request",
+            "http",
+            RAW_APP,
+            "req/s",
+            script="varied.lua",
+        ),
+        Workload(
+            "A",
+            "A: hello world, raw ASGI, HTTP keep-alive (the same head repeated)",
+            "http",
+            RAW_APP,
+            "req/s",
+        ),
+        Workload(
+            "A-close-10",
+            "A-close-10: a new connection per request, HTTP/1.0 (as nginx proxies)",
+            "http",
+            RAW_APP,
+            "req/s",
+            script="close10.lua",
+        ),
+        Workload(
+            "A-close-11",
+            "A-close-11: a new connection per request, HTTP/1.1 Connection: close",
+            "http",
+            RAW_APP,
+            "req/s",
+            script="close11.lua",
+        ),
         Workload(
             "F",
             "F: ceiling, bare uvloop Protocol with a canned response",
@@ -205,7 +237,7 @@ def measure(w: Workload, spec: servers.ServerSpec, s: Settings) -> dict[str, Any
             django=w.django,
             workers=w.workers,
         ) as srv:
-            result = _http(srv, s) if w.kind == "http" else _ws(w, srv, s)
+            result = _http(srv, s, w.script) if w.kind == "http" else _ws(w, srv, s)
             result["stack"] = srv.info
             result["loadavg_1m_before"] = load_before
             return result
@@ -213,7 +245,7 @@ def measure(w: Workload, spec: servers.ServerSpec, s: Settings) -> dict[str, Any
         return {"status": "failed", "error": str(exc)}
 
 
-def _http(srv: servers.Running, s: Settings) -> dict[str, Any]:
+def _http(srv: servers.Running, s: Settings, script: str | None = None) -> dict[str, Any]:
     def once(seconds: int) -> wrk.WrkResult:
         return wrk.run(
             srv.port,
@@ -223,6 +255,7 @@ def _http(srv: servers.Running, s: Settings) -> dict[str, Any]:
             core=s.load_core,
             server_pid=srv.pid,
             server_core=s.server_core,
+            script=script,
         )
 
     once(max(1, round(s.warmup)))
@@ -248,7 +281,7 @@ def _http(srv: servers.Running, s: Settings) -> dict[str, Any]:
         "server_cpu_pct": _median([r.server_cpu_pct for r in runs]),
         "loadgen_cpu_pct": _median([r.loadgen_cpu_pct for r in runs]),
         "others_on_server_core_pct": _median([r.others_on_server_core_pct for r in runs]),
-        "loadgen": "wrk -t1",
+        "loadgen": "wrk -t1" + (f" -s {script}" if script else ""),
     }
 
 

@@ -40,6 +40,11 @@ _DEFAULTS: dict[str, Any] = {
 # Fields not settable from outside (``extra`` is for embedding only).
 _INTERNAL = frozenset({"extra"})
 
+# Tuple options whose environment variable holds one item per line instead of a comma list.
+_LINE_LISTS = frozenset({"headers"})
+# Tuple options given by repeating the flag (each occurrence is one item).
+_REPEATED = frozenset({"headers", "reload_dirs", "reload_includes", "reload_excludes"})
+
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
@@ -83,7 +88,9 @@ def parse_value(name: str, raw: str) -> Any:
             return text.lower()
         raise ValueError(f"expected one of {', '.join(choices)}, got {raw!r}")
     if typing.get_origin(hint) is tuple:
-        return tuple(part.strip() for part in text.split(",") if part.strip())
+        # Header values may hold commas (Cache-Control: a, b): headers are one per line.
+        sep = "\n" if name in _LINE_LISTS else ","
+        return tuple(part.strip() for part in text.split(sep) if part.strip())
     return text
 
 
@@ -115,7 +122,7 @@ class _Parser(argparse.ArgumentParser):
 def _help(text: str, name: str) -> str:
     default = _DEFAULTS.get(name)
     if isinstance(default, tuple):
-        default = ",".join(default)
+        default = ",".join(default) or None
     shown = "unset" if default is None else ("on" if default is True else default)
     shown = "off" if default is False else shown
     env = ENV_PREFIX + name.upper()
@@ -151,6 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
             metavar = _metavar(name)
         target.add_argument(
             *flags, dest=name, type=_arg_type(name), metavar=metavar, help=_help(help, name)
+        )
+
+    def many(name: str, *flags: str, help: str, metavar: str) -> None:
+        target.add_argument(
+            *flags, dest=name, action="append", metavar=metavar, help=_help(help, name)
         )
 
     def flag(name: str, *flags: str, help: str) -> None:
@@ -208,6 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     opt("server_name", "--server-name", "-s", help="value of the Server header", metavar="NAME")
     flag("date_header", "--date-header", help="send a Date header")
+    many(
+        "headers",
+        "--header",
+        help="add 'name:value' to every response (repeatable; env: one per line)",
+        metavar="NAME:VALUE",
+    )
     opt(
         "health_check_path",
         "--health-check-path",
@@ -221,6 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
         "timeout_request_header",
         "--timeout-request-header",
         help="time allowed to receive a request head",
+    )
+    opt(
+        "timeout_request_body",
+        "--timeout-request-body",
+        help="give up a request body that makes no progress for this long (408)",
     )
     opt(
         "timeout_graceful_shutdown",
@@ -305,6 +328,50 @@ def build_parser() -> argparse.ArgumentParser:
         help="write access lines to this file ('-' = stdout); also --access-log=PATH",
         metavar="PATH",
     )
+    opt(
+        "access_log_format",
+        "--access-log-format",
+        help="text (one line) or json (one JSON object per request and WebSocket session)",
+        metavar="FORMAT",
+    )
+    opt(
+        "log_config",
+        "--log-config",
+        help="logging config file: .json/.yaml/.yml (dictConfig) or ini (fileConfig)",
+        metavar="FILE",
+    )
+
+    target = p.add_argument_group("metrics (Prometheus; pip install 'channels-server[metrics]')")
+    opt("metrics_port", "--metrics-port", help="serve /metrics on this separate port")
+    opt("metrics_host", "--metrics-host", help="interface of the --metrics-port listener")
+    opt(
+        "metrics_path",
+        "--metrics-path",
+        help="also serve metrics on this path of the main listener",
+        metavar="PATH",
+    )
+
+    target = p.add_argument_group("development")
+    opt("env_file", "--env-file", help="load KEY=value lines into the environment", metavar="FILE")
+    flag("reload", "--reload", help="restart the server when files change (one worker only)")
+    many(
+        "reload_dirs",
+        "--reload-dir",
+        help="directory to watch (repeatable; default: the current directory and --app-dir)",
+        metavar="DIR",
+    )
+    many(
+        "reload_includes",
+        "--reload-include",
+        help="glob of file names that trigger a reload (repeatable)",
+        metavar="GLOB",
+    )
+    many(
+        "reload_excludes",
+        "--reload-exclude",
+        help="glob of file or directory names ignored by --reload (repeatable)",
+        metavar="GLOB",
+    )
     return p
 
 
@@ -352,8 +419,22 @@ def build_config(
     args = build_parser().parse_args(
         _rewrite_daphne_access_log(sys.argv[1:] if argv is None else argv)
     )
-    options = options_from_env(os.environ if environ is None else environ)
     given = vars(args)
+    for name in _REPEATED & given.keys():
+        given[name] = tuple(given[name])
+    real_env = environ is None
+    environ = dict(os.environ if environ is None else environ)
+    env_file = given.get("env_file") or environ.get(ENV_PREFIX + "ENV_FILE")
+    if env_file:
+        from server.envfile import load_env_file
+
+        # Variables already set win over the file (as with systemd EnvironmentFile plus
+        # Environment=); the file may also hold CHANNELS_SERVER_* options.
+        for key, value in load_env_file(env_file).items():
+            environ.setdefault(key, value)
+            if real_env:  # the application reads them too
+                os.environ.setdefault(key, value)
+    options = options_from_env(environ)
     verbosity = given.pop("verbosity", None)
     if verbosity is not None and "log_level" not in given:
         given["log_level"] = VERBOSITY[verbosity]
@@ -380,4 +461,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # e.g. --access-log-file in a missing directory
         report_error(f"--access-log-file {config.access_log_file}: {exc.strerror or exc}")
         return EXIT_USAGE
+    except ConfigError as exc:  # --log-config
+        report_error(str(exc))
+        return EXIT_USAGE
+    if config.reload:
+        from server.reload import run_with_reload
+
+        return run_with_reload(config)
     return run_config(config)

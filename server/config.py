@@ -17,6 +17,7 @@ ENV_PREFIX = "CHANNELS_SERVER_"
 LifespanMode = Literal["auto", "on", "off"]
 LoopName = Literal["auto", "uvloop", "asyncio"]
 LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
+AccessLogFormat = Literal["text", "json"]
 
 
 class ConfigError(ValueError):
@@ -47,13 +48,23 @@ class Config:
     # Daphne-compatible: write access lines to this file ("-" = stdout) instead of stdout.
     access_log_file: str | None = None
     log_level: LogLevel = "info"
+    # "json": one JSON object per request and per WebSocket session (server.access_log).
+    access_log_format: AccessLogFormat = "text"
+    # logging.config file applied after our own setup: .json / .yaml / .yml (dictConfig) or
+    # anything else (fileConfig, ini syntax).
+    log_config: str | None = None
     server_header: bool = True
     date_header: bool = True
     server_name: str = "channels-server"
+    # Extra "name: value" response headers sent on every response (including 101 and WebSocket
+    # denials), next to Server and Date.
+    headers: tuple[str, ...] = ()
 
     # Timeouts (seconds).
     timeout_keep_alive: float = 5.0
     timeout_request_header: float = 10.0
+    # A request body that makes no progress for this long is given up (408 if no response).
+    timeout_request_body: float = 10.0
     timeout_graceful_shutdown: float = 30.0
     application_close_timeout: float = 10.0
 
@@ -81,6 +92,19 @@ class Config:
     loop: LoopName = "auto"
     workers: int = 1
     health_check_path: str | None = None
+    # File of KEY=value lines loaded into the environment before anything else reads it.
+    env_file: str | None = None
+
+    # Prometheus metrics (server.metrics): a separate listener and/or a path on the main one.
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    metrics_path: str | None = None
+
+    # Development: restart the server process when watched files change.
+    reload: bool = False
+    reload_dirs: tuple[str, ...] = ()
+    reload_includes: tuple[str, ...] = ("*.py",)
+    reload_excludes: tuple[str, ...] = (".*", "*~", "*.py[cod]", "__pycache__")
 
     # Free-form extras for embedding/tests; never read on the hot path.
     extra: dict[str, Any] = field(default_factory=dict)
@@ -95,6 +119,18 @@ class Config:
     def is_ssl(self) -> bool:
         return self.ssl_certfile is not None
 
+    @property
+    def metrics_enabled(self) -> bool:
+        return self.metrics_port is not None or self.metrics_path is not None
+
+    @property
+    def header_lines(self) -> bytes:
+        """``--header`` values as response header lines (validated in ``_validate``)."""
+        return b"".join(
+            name.strip().lower().encode("ascii") + b": " + value.strip().encode("latin-1") + b"\r\n"
+            for name, _, value in (h.partition(":") for h in self.headers)
+        )
+
 
 def _positive(name: str, value: float | None, *, allow_none: bool = False) -> None:
     if value is None:
@@ -108,6 +144,7 @@ def _positive(name: str, value: float | None, *, allow_none: bool = False) -> No
 _FLOAT_FIELDS = (
     "timeout_keep_alive",
     "timeout_request_header",
+    "timeout_request_body",
     "timeout_graceful_shutdown",
     "application_close_timeout",
     "ws_ping_interval",
@@ -127,7 +164,12 @@ def _validate(c: Config) -> None:
         raise ConfigError(f"--port must be between 0 and 65535, got {c.port}")
     if c.backlog < 1:
         raise ConfigError(f"--backlog must be at least 1, got {c.backlog}")
-    for name in ("timeout_keep_alive", "timeout_request_header", "ws_connect_timeout"):
+    for name in (
+        "timeout_keep_alive",
+        "timeout_request_header",
+        "timeout_request_body",
+        "ws_connect_timeout",
+    ):
         _positive(name, getattr(c, name))
     for name in ("timeout_graceful_shutdown", "application_close_timeout"):
         if getattr(c, name) < 0:
@@ -167,6 +209,61 @@ def _validate(c: Config) -> None:
     # ASCII/latin-1 without CR, LF or NUL (anything else would allow response splitting).
     if c.server_name and (not c.server_name.isprintable() or not _is_latin1(c.server_name)):
         raise ConfigError(f"--server-name must be printable latin-1 text, got {c.server_name!r}")
+    for header in c.headers:
+        _check_header(header)
+    if c.access_log_format not in ("text", "json"):
+        raise ConfigError(f"--access-log-format must be text or json, got {c.access_log_format!r}")
+    if c.metrics_port is not None and not (0 <= c.metrics_port <= 65535):
+        raise ConfigError(f"--metrics-port must be between 0 and 65535, got {c.metrics_port}")
+    if c.metrics_path is not None:
+        if not c.metrics_path.startswith("/"):
+            raise ConfigError(f"--metrics-path must start with '/', got {c.metrics_path!r}")
+        if c.metrics_path == c.health_check_path:
+            raise ConfigError("--metrics-path and --health-check-path must differ")
+    if c.reload and c.workers > 1:
+        raise ConfigError("--reload cannot be combined with --workers > 1")
+    if c.reload and not isinstance(c.app, str):
+        raise ConfigError("--reload needs the application as an import string 'module:attribute'")
+
+
+# RFC 9110 section 5.6.2: a field name is a token.
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+# Framing and connection management are the server's (RFC 9112 section 6); a fixed header
+# cannot know the body or the upgrade state of each response.
+_RESERVED_HEADERS = frozenset(
+    {
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "upgrade",
+        "keep-alive",
+        "te",
+        "trailer",
+        "server",
+        "date",
+    }
+)
+
+
+def _check_header(raw: str) -> None:
+    name, sep, value = raw.partition(":")
+    name, value = name.strip(), value.strip()
+    if not sep or not name:
+        raise ConfigError(f"--header must look like 'name:value', got {raw!r}")
+    if not set(name) <= _TOKEN:
+        raise ConfigError(f"--header name {name!r} is not a valid field name")
+    if name.lower() in _RESERVED_HEADERS:
+        raise ConfigError(
+            f"--header {name}: set by the server itself"
+            + (
+                " (use --server-name / --no-date-header)"
+                if name.lower() in ("server", "date")
+                else ""
+            )
+        )
+    # RFC 9110 section 5.5: no CR, LF or NUL (response splitting), visible latin-1 text.
+    if not value.isprintable() or not _is_latin1(value):
+        raise ConfigError(f"--header {name}: value must be printable latin-1 text, got {value!r}")
 
 
 def _is_latin1(text: str) -> bool:

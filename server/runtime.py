@@ -33,13 +33,16 @@ import stat
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from server.config import Config, ConfigError
 from server.importer import AppImportError, AppLoadError, load_app
 from server.lifespan import Lifespan, LifespanFailure
 from server.state import RequestLimitState, ServerState
 from server.types import ASGIApp
+
+if TYPE_CHECKING:
+    from server.metrics.service import MetricsService
 
 logger = logging.getLogger("server.error")
 
@@ -227,6 +230,12 @@ def _bind_tcp(host: str, port: int, backlog: int) -> socket.socket:
     return sock
 
 
+def bind_metrics_socket(config: Config) -> socket.socket:
+    """The ``--metrics-port`` listener (only a scraper connects: a small backlog will do)."""
+    assert config.metrics_port is not None
+    return _bind_tcp(config.metrics_host, config.metrics_port, 128)
+
+
 def bind_sockets(config: Config) -> list[socket.socket]:
     """Open the listening socket described by ``config`` (fd, then uds, then host/port)."""
     if config.fd is not None:
@@ -262,6 +271,9 @@ class Server:
         self.state = self._make_state()
         self.started = ThreadSafeFlag()
         self.bound_addresses: list[Any] = []
+        # --metrics-port listener bound by the supervisor (None: bind it here if asked for).
+        self.metrics_sockets: list[socket.socket] | None = None
+        self.metrics: MetricsService | None = None
         self.exit_code = EXIT_OK
         self._should_exit = False
         self._force_exit = False
@@ -357,9 +369,20 @@ class Server:
         if self.on_loop is not None:
             self.on_loop(self)
         config = self.config
+        if config.metrics_enabled and self.metrics is None:
+            # Before the app is imported: see server.metrics.service.
+            from server.metrics import MetricsUnavailable
+            from server.metrics.service import MetricsService
+
+            try:
+                self.metrics = MetricsService(config)
+            except MetricsUnavailable as exc:
+                raise StartupError(str(exc), EXIT_USAGE) from None
         if self.app is None:
             self.app = load_app(config.app, factory=config.factory, app_dir=config.app_dir)
         app = self.app
+        if self.metrics is not None:
+            app = self.metrics.wrap_app(app)
         ssl_ctx = create_ssl_context(config)
         # Bind before lifespan startup: a port already in use fails fast, without running the
         # app's startup work; connections arriving during startup wait in the backlog.
@@ -401,6 +424,8 @@ class Server:
             if self._owned_uds is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(self._owned_uds)
+            if self.metrics is not None:
+                self.metrics.stop()
             logger.info("Finished server process [%d]", os.getpid())
 
     async def _lifespan_shutdown(self, lifespan: Lifespan) -> None:
@@ -465,6 +490,9 @@ class Server:
         def factory() -> asyncio.Protocol:
             return HttpProtocol(config, app, state, loop)
 
+        metrics = self.metrics
+        if metrics is not None:
+            factory = metrics.wrap_factory(factory)
         for sock in socks:
             if sock.family == socket.AF_UNIX:
                 srv = await loop.create_unix_server(
@@ -481,6 +509,8 @@ class Server:
                 describe_address(sock, ssl_ctx is not None),
                 os.getpid(),
             )
+        if metrics is not None:
+            await metrics.start(loop, self.metrics_sockets)
 
     def _make_state(self) -> ServerState:
         limit = self.config.limit_max_requests
@@ -578,10 +608,12 @@ def run_single(
     sockets: list[socket.socket] | None = None,
     on_started: Callable[[Server], None] | None = None,
     on_loop: Callable[[Server], None] | None = None,
+    metrics_sockets: list[socket.socket] | None = None,
 ) -> int:
     server = Server(config)
     server.on_started = on_started
     server.on_loop = on_loop
+    server.metrics_sockets = metrics_sockets
     try:
         return server.run(sockets)
     except StartupError as exc:
@@ -609,7 +641,17 @@ def run(app: Any, **options: Any) -> None:
     from server.logging_setup import configure_logging
 
     config = Config(app=app, **options)
+    if config.env_file:
+        from server.envfile import load_env_file
+
+        for key, value in load_env_file(config.env_file).items():
+            os.environ.setdefault(key, value)  # for the application; options are given here
     configure_logging(config)
-    code = run_config(config)
+    if config.reload:
+        from server.reload import run_with_reload
+
+        code = run_with_reload(config)
+    else:
+        code = run_config(config)
     if code:
         raise SystemExit(code)

@@ -52,6 +52,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from server.config import Config
+from server.metrics import MetricsUnavailable, require_prometheus_client
+from server.metrics.multiprocess import MultiprocessDir
 from server.runtime import (
     EXIT_OK,
     EXIT_RUNTIME,
@@ -100,6 +102,8 @@ class Supervisor:
         self._signals: list[int] = []
         self._sel = selectors.DefaultSelector()
         self._wake_r = self._wake_w = self._life_r = self._life_w = -1
+        self.metrics_sockets: list[socket.socket] | None = None
+        self._metrics_dir: MultiprocessDir | None = None
 
     # --- public -----------------------------------------------------------------------------------
     def run(self) -> int:
@@ -111,6 +115,23 @@ class Supervisor:
         except AppImportError as exc:
             report_error(str(exc))
             return EXIT_USAGE
+        if self.config.metrics_enabled:
+            # First of all: the variable must be set before anything imports prometheus_client.
+            self._metrics_dir = MultiprocessDir()
+            try:
+                require_prometheus_client()
+            except MetricsUnavailable as exc:
+                self._metrics_dir.cleanup()
+                report_error(str(exc))
+                return EXIT_USAGE
+            logger.info("Workers' metrics are merged from %s", self._metrics_dir.path)
+        try:
+            return self._run()
+        finally:
+            if self._metrics_dir is not None:
+                self._metrics_dir.cleanup()
+
+    def _run(self) -> int:
         warn_if_in_memory_layer(self.config)
         try:
             self._bind()
@@ -137,7 +158,7 @@ class Supervisor:
             for fd in (self._wake_r, self._wake_w, self._life_r, self._life_w):
                 with contextlib.suppress(OSError):
                     os.close(fd)
-            for sock in self.sockets:
+            for sock in self.sockets + (self.metrics_sockets or []):
                 sock.close()
             if self.config.uds is not None and self.config.fd is None:
                 with contextlib.suppress(OSError):
@@ -152,6 +173,17 @@ class Supervisor:
         self.sockets = bind_sockets(self.config)
         for sock in self.sockets:
             logger.info("Supervisor listening on %s", describe_address(sock, self.config.is_ssl))
+        if self.config.metrics_port is not None:
+            from server.runtime import bind_metrics_socket
+
+            # Shared like the main socket: any worker answers a scrape with every worker's
+            # values (merged from the multiprocess files).
+            try:
+                self.metrics_sockets = [bind_metrics_socket(self.config)]
+            except StartupError:
+                for sock in self.sockets:
+                    sock.close()
+                raise
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         # Only record it: the wakeup fd interrupts select() and the loop does the work.
@@ -276,6 +308,8 @@ class Supervisor:
             worker = self.workers.pop(pid, None)
             if worker is None:
                 continue
+            if self._metrics_dir is not None:
+                self._metrics_dir.worker_exited(pid)  # its live gauges leave the sums
             if worker.ready_fd is not None:
                 self._sel.unregister(worker.ready_fd)
                 os.close(worker.ready_fd)
@@ -374,7 +408,13 @@ class Supervisor:
             finally:
                 os.close(ready_w)
 
-        return run_single(self.config, self.sockets, on_started=started, on_loop=watch_parent)
+        return run_single(
+            self.config,
+            self.sockets,
+            on_started=started,
+            on_loop=watch_parent,
+            metrics_sockets=self.metrics_sockets,
+        )
 
 
 def _kill(pid: int, sig: int) -> None:

@@ -262,7 +262,10 @@ def test_full_mode_plan_covers_every_workload_and_bounds_the_big_runs(tmp_path: 
     s.redis_url = "redis://127.0.0.1:1/0"
     plan = {w.id: cli.servers_for(w, args) for w in catalog(s)}
     assert set(plan) == {
+        "A-varied",
         "A",
+        "A-close-10",
+        "A-close-11",
         "F",
         "B-plain",
         "B-router",
@@ -291,5 +294,25 @@ def test_full_mode_plan_covers_every_workload_and_bounds_the_big_runs(tmp_path: 
     quick = cli.parse(["run", "--quick", "--workloads", "A,D"])
     qs = cli.settings_for(quick, tmp_path)
     chosen = [w.id for w in catalog(qs) if cli._selected(w, quick.workloads)]
-    assert chosen == ["A", "D-memory-500"]
+    assert chosen == ["A-varied", "A", "A-close-10", "A-close-11", "D-memory-500"]
     assert cli.servers_for(catalog(qs)[0], quick) == ["ours", "granian", "uvicorn-httptools"]
+
+
+def test_metrics_overhead_benchmark_measures_both_modes() -> None:
+    from benchmarks.micro import metrics_overhead
+
+    for bench in (metrics_overhead.http_sequential, metrics_overhead.ws_roundtrip):
+        for metrics in (False, True):
+            # The benchmark asserts itself that "on" counted every request/message.
+            assert asyncio.run(bench(20, metrics)) > 0
+
+
+def test_ours_metrics_is_measured_only_when_named() -> None:
+    from benchmarks import cli, servers
+
+    args = cli.parse(["run", "--servers", "ours,ours-metrics", "--workloads", "A"])
+    workload = next(w for w in cli.catalog(cli.settings_for(args, ROOT)) if w.id == "A")
+    assert cli.servers_for(workload, args) == ["ours", "ours-metrics"]
+    assert "--metrics-port" in servers.SERVERS["ours-metrics"].argv("app:app", 1234)
+    default = cli.parse(["run", "--workloads", "A"])
+    assert "ours-metrics" not in cli.servers_for(workload, default)

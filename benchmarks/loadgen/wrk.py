@@ -7,8 +7,12 @@ import shutil
 import subprocess
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from benchmarks import procs, proctree
+
+# Lua scripts that shape the requests (workloads A-varied, A-close-10, A-close-11).
+SCRIPTS = Path(__file__).parent / "lua"
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 
@@ -69,15 +73,20 @@ def run(
     core: int | None,
     server_pid: int,
     server_core: int | None,
+    script: str | None = None,
 ) -> WrkResult:
-    """One fixed-length wrk run (one thread) against 127.0.0.1:port."""
+    """One fixed-length wrk run (one thread) against 127.0.0.1:port; ``script`` names a Lua
+    file in ``SCRIPTS`` that writes the requests."""
     url = f"http://127.0.0.1:{port}{path}"
     cpu0 = procs.cpu_of_children()
     srv0 = proctree.cpu_seconds(server_pid)
     core0 = proctree.core_busy_seconds(server_core) if server_core is not None else 0.0
     t0 = time.perf_counter()
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, seconds)}s", "--latency"]
+    if script is not None:
+        argv += ["-s", str(SCRIPTS / script)]
     done = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{max(1, seconds)}s", "--latency", url],
+        [*argv, url],
         capture_output=True,
         text=True,
         timeout=seconds + 30,

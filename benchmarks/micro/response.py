@@ -10,7 +10,7 @@ import functools
 import timeit
 
 from server.datecache import date_line
-from server.sansio.http11 import ResponseState
+from server.sansio.response import ResponseState
 
 HELLO = {
     "type": "http.response.start",

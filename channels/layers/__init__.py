@@ -8,6 +8,7 @@ is asked for, and rebuilt when the setting changes (``override_settings`` in tes
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from django.conf import settings
@@ -98,6 +99,10 @@ class ChannelLayerManager:
     def __getitem__(self, key: str) -> Any:
         if key not in self.backends:
             self.backends[key] = self.make_backend(key)
+            if "prometheus_client" in sys.modules:  # metrics wanted: see channels.layers.metrics
+                from channels.layers.metrics import install
+
+                install(self)
         return self.backends[key]
 
     def __contains__(self, key: object) -> bool:

@@ -71,6 +71,7 @@ class LayerStatistics:
     expired: int  # messages dropped because nobody received them within ``expiry``
     channel_full: int  # send() calls refused with ChannelFull
     group_send_full: int  # group_send deliveries dropped because the member channel was full
+    group_sent: int = 0  # group_send deliveries accepted (also counted in ``sent``)
 
 
 class InMemoryChannelLayer(BaseChannelLayer):
@@ -105,6 +106,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         self._sent = 0
         self._channel_full = 0
         self._group_send_full = 0
+        self._group_sent = 0
 
     # ---------------------------------------------------------------- internals
     def _maybe_sweep(self, now: float) -> None:
@@ -213,7 +215,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         """Deliver to every member: O(members), one dict for all of them, no task per member."""
         self.require_valid_message(message)
         self.require_valid_group_name(group)
-        full = 0
+        full = delivered = 0
         with self._lock:
             now = self.clock()
             self._maybe_sweep(now)
@@ -229,9 +231,12 @@ class InMemoryChannelLayer(BaseChannelLayer):
                     stale.append(channel)
                     continue
                 if offer(channel, message, deadline, now):
-                    self._sent += 1
+                    delivered += 1
                 else:
                     full += 1
+            # Counted once per call (a local per member is cheaper than an attribute).
+            self._sent += delivered
+            self._group_sent += delivered
             for channel in stale:
                 del members[channel]
                 self._forget_membership(channel, group)
@@ -267,6 +272,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
                 expired=boxes.expired,
                 channel_full=self._channel_full,
                 group_send_full=self._group_send_full,
+                group_sent=self._group_sent,
             )
 
     def channel_statistics(self, channel: str) -> ChannelStatistics:

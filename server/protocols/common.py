@@ -20,19 +20,22 @@ from server.state import ServerState
 
 
 def server_line(config: Config) -> bytes:
-    """The ``Server`` header line, or ``b""`` for none (``--no-server-header`` or an empty name).
+    """The ``Server`` header line (``b""`` for none: ``--no-server-header`` or an empty name),
+    followed by the ``--header`` lines, which go wherever the Server line goes.
 
     Field values are octets, read as ISO-8859-1 by recipients (RFC 9110 section 5.5), so the
     name is encoded as latin-1 (``Config`` only accepts printable latin-1 names).  A name that
     cannot be a field value (CR/LF/NUL would split the response) is left out rather than
-    written or allowed to crash every connection.
+    written or allowed to crash every connection.  (An app that sets its own Server header on
+    a 101 replaces these lines as a whole.)
     """
+    extra = config.header_lines
     if not config.server_header or not config.server_name:
-        return b""
+        return extra
     value = config.server_name.encode("latin-1", "replace")
     if b"\r" in value or b"\n" in value or b"\0" in value:
-        return b""
-    return b"server: " + value + b"\r\n"
+        return extra
+    return b"server: " + value + b"\r\n" + extra
 
 
 def default_headers(date: bool, server: bytes) -> bytes:
@@ -63,14 +66,10 @@ def log_access(
     http_version: bytes,
     status: int,
 ) -> None:
-    """One access-log line (callers test ``access.enabled`` first, once per connection)."""
-    access.log(
-        client,
-        method.decode("ascii", "replace"),
-        target.decode("latin-1"),
-        http_version.decode("ascii", "replace"),
-        status,
-    )
+    """One access-log line and the request metrics (callers test ``access.enabled`` first,
+    once per connection).  The parser's bytes are passed as they are: the text is only
+    decoded when a line is written, which metrics alone never need."""
+    access.log(client, method, target, http_version, status)
 
 
 class ConnectionTimer:

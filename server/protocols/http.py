@@ -26,15 +26,14 @@ from server.protocols.flow import FlowControl
 from server.sansio.http11 import (
     NEED_DATA,
     PAUSED,
-    ASGIProtocolError,
     ConnectionClosed,
     Data,
     EndOfMessage,
     HTTP11Connection,
-    RequestError,
-    RequestHead,
-    ResponseState,
 )
+from server.sansio.limits import Limits
+from server.sansio.request import RequestError, RequestHead
+from server.sansio.response import ASGIProtocolError, ResponseState
 from server.sansio.scope import ConnectionInfo, http_scope, split_target, websocket_scope
 from server.state import ServerState
 from server.types import ASGIApp, Message
@@ -72,7 +71,39 @@ _DISCONNECT: Final = {"type": "http.disconnect"}
 _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 # Timer kinds (one timer handle per connection; see HttpProtocol._arm_timer).
-_NO_TIMER, _KEEP_ALIVE, _REQUEST_HEAD = 0, 1, 2
+_NO_TIMER, _KEEP_ALIVE, _REQUEST_HEAD, _REQUEST_BODY = 0, 1, 2, 3
+
+
+class _PerConfig:
+    """What every connection derives from the (immutable) Config alike, computed once per
+    Config rather than per connection: a connection per request pays for all of it."""
+
+    __slots__ = ("config", "health", "limits", "server_line")
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.limits = Limits(
+            config.limit_request_line,
+            config.limit_request_headers,
+            config.limit_request_header_size,
+            config.limit_request_body,
+        )
+        self.server_line = _server_line(config)
+        health = config.health_check_path
+        # Compared with the raw (percent-encoded) path, so encoded the same way once here.
+        self.health = quote(health).encode("ascii") if health else None
+
+
+_PER_CONFIG: dict[int, _PerConfig] = {}
+
+
+def _per_config(config: Config) -> _PerConfig:
+    shared = _PER_CONFIG.get(id(config))
+    if shared is None or shared.config is not config:
+        if len(_PER_CONFIG) >= 16:  # configs are few; tests make many: stay bounded
+            _PER_CONFIG.clear()
+        shared = _PER_CONFIG[id(config)] = _PerConfig(config)
+    return shared
 
 
 class RequestCycle:
@@ -121,6 +152,7 @@ class RequestCycle:
             self.continue_pending = False
             if not self.response.head_sent and not self.request_done and not self.disconnected:
                 self.proto.write(_CONTINUE)
+                self.proto.body_due()
         if self.body_size or (self.request_done and not self._final_sent):
             # Body that arrived before a disconnect is still delivered first: no lost data.
             chunks = self._chunks
@@ -244,12 +276,8 @@ class HttpProtocol(asyncio.Protocol):
         self.app = app
         self.state = state
         self.loop = loop if loop is not None else asyncio.get_running_loop()
-        self.parser = HTTP11Connection(
-            limit_request_line=config.limit_request_line,
-            limit_request_headers=config.limit_request_headers,
-            limit_request_header_size=config.limit_request_header_size,
-            limit_request_body=config.limit_request_body,
-        )
+        shared = _per_config(config)
+        self.parser = HTTP11Connection(limits=shared.limits)
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.flow: FlowControl = None  # type: ignore[assignment]
         self.info: ConnectionInfo | None = None
@@ -266,10 +294,8 @@ class HttpProtocol(asyncio.Protocol):
         self._timer_kind = _NO_TIMER
         self._access = AccessLog(config.access_log)
         self._date = config.date_header
-        self._server_line = _server_line(config)
-        health = config.health_check_path
-        # Compared with the raw (percent-encoded) path, so encoded the same way once here.
-        self._health = quote(health).encode("ascii") if health else None
+        self._server_line = shared.server_line
+        self._health = shared.health
 
     # --- asyncio callbacks -------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -394,6 +420,11 @@ class HttpProtocol(asyncio.Protocol):
     def default_headers(self) -> bytes:
         return default_headers(self._date, self._server_line)
 
+    def body_due(self) -> None:
+        """The client was asked for the body (100 Continue): from now on it must progress."""
+        if not self.closed:
+            self._arm_timer(_REQUEST_BODY, self.config.timeout_request_body)
+
     def resume_body(self) -> None:
         """The app consumed the buffered body: read from the socket again."""
         self.body_paused = False
@@ -426,6 +457,8 @@ class HttpProtocol(asyncio.Protocol):
                 if not self._on_request(event):
                     return
             elif kind is EndOfMessage:
+                if self._timer_kind == _REQUEST_BODY:
+                    self._timer_kind = _NO_TIMER
                 if self.cycle is not None:
                     self.cycle.end_of_request()
             elif event is PAUSED:
@@ -433,12 +466,21 @@ class HttpProtocol(asyncio.Protocol):
                     self.flow.pause_reading()
                 return
             elif event is NEED_DATA:
+                cycle = self.cycle
+                if cycle is not None and not cycle.request_done and not cycle.continue_pending:
+                    # The body is due from the client: it must keep making progress (each
+                    # read that leaves it incomplete moves the deadline).  Not while a
+                    # 100-continue is unanswered: the client waits for us then.
+                    self._arm_timer(_REQUEST_BODY, self.config.timeout_request_body)
                 return
             elif type(event) is Data:
                 cycle = self.cycle
                 assert cycle is not None
                 cycle.feed(event.data)
                 if cycle.body_size >= BODY_HIGH_WATER:
+                    # The app is behind, not the client: no body deadline while paused.
+                    if self._timer_kind == _REQUEST_BODY:
+                        self._timer_kind = _NO_TIMER
                     self.body_paused = True
                     self.flow.pause_reading()
                     return
@@ -450,6 +492,8 @@ class HttpProtocol(asyncio.Protocol):
         """Start serving a request head; False stops the parsing loop."""
         state = self.state
         state.total_requests += 1
+        if self._access.timed:
+            self._access.start()
         self._timer_kind = _NO_TIMER
         self._head_bytes = False
         config = self.config
@@ -462,6 +506,7 @@ class HttpProtocol(asyncio.Protocol):
             return not self.closed
         limit = config.limit_concurrency
         if limit is not None and len(state.connections) + len(state.tasks) > limit:
+            self._access.refused(503)
             self._respond_directly(head, 503, b"Service Unavailable", close=True)
             return False
         if head.websocket and self._upgrade(head):
@@ -544,6 +589,7 @@ class HttpProtocol(asyncio.Protocol):
     def _request_error(self, exc: RequestError) -> None:
         # Client errors are the client's business: no traceback, debug level only.
         logger.debug("HTTP %d for %s: %s", exc.status, self.info and self.info.client, exc.reason)
+        self._access.refused(exc.status)
         cycle = self.cycle
         if cycle is not None:
             head_sent = cycle.response.head_sent
@@ -736,6 +782,9 @@ class HttpProtocol(asyncio.Protocol):
         kind = self._timer_kind
         if kind == _NO_TIMER or self.closed:
             return
+        if kind == _REQUEST_BODY:
+            self._body_timeout()
+            return
         if kind == _REQUEST_HEAD and self._head_bytes and self.cycle is None:
             # RFC 9110 section 15.5.9: 408 when the request did not arrive in time.  A
             # connection that sent nothing at all is just closed (browsers pre-connect).
@@ -746,3 +795,27 @@ class HttpProtocol(asyncio.Protocol):
             self.close(linger=True)  # part of a head is unread: let the 408 arrive
             return
         self.close()
+
+    def _body_timeout(self) -> None:
+        """The request body made no progress for --timeout-request-body: the app gets
+        http.disconnect, the client a 408 if no response has started, and the connection
+        ends (the rest of the body can no longer be told apart from a next request)."""
+        cycle = self.cycle
+        if cycle is None or cycle.request_done or self.body_paused:
+            return
+        logger.debug("request body timeout for %s", self.info and self.info.client)
+        head_sent = cycle.response.head_sent
+        cycle.lost()  # http.disconnect for the app; its sends become no-ops
+        if head_sent:
+            self.close()  # too late for a status: the cut tells the client
+            return
+        self.transport.write(
+            simple_response(
+                408,
+                b"Request Timeout\n",
+                extra=self.default_headers(),
+                head_request=cycle.head.method == b"HEAD",
+            )
+        )
+        self._log(cycle.head, 408)
+        self.close(linger=True)  # the client may still be sending: let the 408 arrive

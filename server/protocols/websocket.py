@@ -28,6 +28,7 @@ from typing import Any, Final, cast
 from server.access_log import AccessLog
 from server.config import Config
 from server.datecache import date_line
+from server.metrics import recorder as _metrics
 from server.protocols.common import (
     ConnectionTimer,
     default_headers,
@@ -263,6 +264,8 @@ class WebSocketProtocol(asyncio.Protocol):
             self._write(out)
         after = conn.state
         if after is before:
+            if _metrics.active is not None and after is State.OPEN:
+                _metrics.active.ws_messages_out += 1
             return  # the common case: a data frame on an open connection
         if before is State.CONNECTING and self._access.enabled:
             status = 101 if after is State.OPEN else 403
@@ -353,6 +356,8 @@ class WebSocketProtocol(asyncio.Protocol):
             if event is None:
                 break
             if type(event) is MessageReceived:
+                if _metrics.active is not None:
+                    _metrics.active.ws_messages_in += 1
                 data = event.data
                 if isinstance(data, str):
                     receive.push({"type": "websocket.receive", "text": data}, len(data))
@@ -429,6 +434,7 @@ class WebSocketProtocol(asyncio.Protocol):
     def _deliver_disconnect(self, code: int, reason: str) -> None:
         if not self._disconnected:
             self._disconnected = True
+            self._access.websocket_closed(code)
             self.receive.push({"type": "websocket.disconnect", "code": code, "reason": reason})
 
     def _start_close(self, code: int, reason: str) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import quote, unquote
 
-from server.sansio.http11 import RequestHead
+from server.sansio.request import RequestHead
 
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 _HTTP_VERSIONS = {b"1.1": "1.1", b"1.0": "1.0"}
@@ -112,6 +112,8 @@ class ConnectionInfo:
 
 
 def _address(name: Any) -> Address | None:
+    if type(name) is tuple and len(name) == 2 and type(name[0]) is str and type(name[1]) is int:
+        return name  # an IPv4 (host, port) as the transports give it: the common case
     if isinstance(name, tuple | list) and len(name) >= 2:
         return (str(name[0]), int(name[1]))
     return None  # Unix socket (a path string) or unknown

@@ -2,7 +2,7 @@
 
 Three kinds, all ``Connection: close`` (the connection was upgrade-or-nothing, so after a refusal
 it is never reused), all serialised by the HTTP response serialiser
-(:class:`server.sansio.http11.ResponseState`), so header validation, status lines, framing and
+(:class:`server.sansio.response.ResponseState`), so header validation, status lines, framing and
 chunked coding exist once for HTTP and WebSocket:
 
 * :func:`refusal`: a complete response the server writes itself: the 400/426 of an invalid
@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from server.sansio.http11 import ASGIProtocolError, ResponseState
+from server.sansio.response import ASGIProtocolError, ResponseState
 from server.sansio.ws_errors import ASGIWebSocketError
 from server.sansio.ws_messages import ResponseBodyEvent, ResponseStartEvent
 

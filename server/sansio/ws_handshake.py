@@ -21,7 +21,7 @@ from typing import Any, Final
 
 from wsproto.extensions import PerMessageDeflate
 
-from server.sansio.http11 import _bad_field
+from server.sansio.response import _bad_field
 from server.sansio.ws_denial import refusal
 from server.sansio.ws_errors import ASGIWebSocketError
 from server.sansio.ws_messages import AcceptEvent

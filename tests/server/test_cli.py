@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from server.cli import build_config, build_parser, main, options_from_env, parse_value
@@ -174,3 +176,89 @@ def test_main_reports_one_line_and_exits_2(
 def test_server_name_that_would_split_a_header_is_refused(name: str) -> None:
     with pytest.raises(ConfigError, match="--server-name"):
         Config(server_name=name)
+
+
+# --- operations options: --header, --env-file, --log-config, --reload*, --metrics-*, json log ---
+def test_header_is_repeatable_and_keeps_commas() -> None:
+    c = cfg(APP, "--header", "X-A: 1, 2", "--header", "x-b:two")
+    assert c.headers == ("X-A: 1, 2", "x-b:two")
+    assert c.header_lines == b"x-a: 1, 2\r\nx-b: two\r\n"
+
+
+def test_headers_env_var_has_one_header_per_line() -> None:
+    c = cfg(APP, env={"CHANNELS_SERVER_HEADERS": "X-A: 1, 2\nX-B: 3\n"})
+    assert c.headers == ("X-A: 1, 2", "X-B: 3")
+
+
+def test_reload_and_metrics_options() -> None:
+    c = cfg(
+        APP,
+        "--reload",
+        "--reload-dir",
+        "src",
+        "--reload-dir",
+        "lib",
+        "--reload-include",
+        "*.html",
+        "--reload-exclude",
+        "build",
+        "--metrics-port",
+        "9100",
+        "--metrics-host",
+        "0.0.0.0",
+        "--metrics-path",
+        "/metrics",
+        "--access-log-format",
+        "JSON",
+    )
+    assert c.reload and c.reload_dirs == ("src", "lib")
+    assert c.reload_includes == ("*.html",) and c.reload_excludes == ("build",)
+    assert (c.metrics_port, c.metrics_host, c.metrics_path) == (9100, "0.0.0.0", "/metrics")
+    assert c.metrics_enabled and c.access_log_format == "json"
+    env = cfg(APP, env={"CHANNELS_SERVER_RELOAD_DIRS": "a,b", "CHANNELS_SERVER_METRICS_PORT": "1"})
+    assert env.reload_dirs == ("a", "b") and env.metrics_port == 1
+    assert not cfg(APP).metrics_enabled
+
+
+def test_env_file_sets_options_and_environment_wins(tmp_path: Any) -> None:
+    env_file = tmp_path / "app.env"
+    env_file.write_text(
+        "# comment\nCHANNELS_SERVER_TIMEOUT_KEEP_ALIVE=7\nCHANNELS_SERVER_PORT=9000\n"
+        "export CHANNELS_SERVER_BACKLOG='99'\n"
+    )
+    c = cfg(APP, "--env-file", str(env_file), env={"CHANNELS_SERVER_PORT": "9001"})
+    assert c.timeout_keep_alive == 7 and c.backlog == 99
+    assert c.port == 9001  # already in the environment: the file does not override it
+    flags_win = cfg(APP, "--env-file", str(env_file), "--timeout-keep-alive", "8")
+    assert flags_win.timeout_keep_alive == 8
+    from_env = cfg(APP, env={"CHANNELS_SERVER_ENV_FILE": str(env_file)})
+    assert from_env.timeout_keep_alive == 7
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--header", "no-colon", APP], "--header must look like 'name:value'"),
+        (["--header", "bad name: 1", APP], "--header name 'bad name' is not a valid field name"),
+        (["--header", "X-A: a\x00b", APP], "value must be printable latin-1 text"),
+        (["--header", "Content-Length: 1", APP], "--header Content-Length: set by the server"),
+        (["--header", "Server: x", APP], "use --server-name"),
+        (["--access-log-format", "xml", APP], "expected one of text, json"),
+        (["--metrics-port", "70000", APP], "--metrics-port must be between 0 and 65535"),
+        (["--metrics-path", "metrics", APP], "--metrics-path must start with '/'"),
+        (
+            ["--metrics-path", "/h", "--health-check-path", "/h", APP],
+            "--metrics-path and --health-check-path must differ",
+        ),
+        (["--reload", "--workers", "2", APP], "--reload cannot be combined with --workers > 1"),
+        (["--env-file", "/nonexistent/.env", APP], "--env-file /nonexistent/.env: no such file"),
+        (["--log-config", "/nonexistent.json", APP], "--log-config /nonexistent.json: no such"),
+    ],
+)
+def test_operations_options_report_one_line(
+    argv: list[str],
+    needle: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    test_main_reports_one_line_and_exits_2(argv, needle, capsys, monkeypatch)

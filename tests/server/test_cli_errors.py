@@ -114,3 +114,21 @@ def test_help_lists_options() -> None:
     assert result.returncode == 0
     for flag in ("--uds", "--workers", "--limit-max-requests", "--ws-max-size", "--bind"):
         assert flag in result.stdout
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_metrics_port_in_use(workers: str) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_cli(
+            ["tests.server.apps.basic:app", "--port", "0", "--metrics-port", str(port),
+             "--workers", workers, "--log-level", "warning"]
+        )  # fmt: skip
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if "channels-server: error" in line]
+    assert errors == [
+        f"channels-server: error: cannot listen on 127.0.0.1:{port}: address already in use"
+    ], result.stderr
+    assert "Traceback" not in result.stderr

@@ -181,7 +181,7 @@ def test_trailer_fields_validated(field: Any) -> None:
         (b"GET / HTTP/1.1", True),
         (b"OPTIONS * HTTP/1.1", True),
         (b"GET * HTTP/1.1", False),
-        (b"CONNECT example.com:443 HTTP/1.1", True),
+        (b"CONNECT example.com:443 HTTP/1.1", False),  # no ASGI app can tunnel
         (b"GET http://example.com/x HTTP/1.1", True),
         (b"GET HTTPS://example.com HTTP/1.1", True),
         (b"GET foo HTTP/1.1", False),

@@ -106,3 +106,46 @@ class FakeTransport(asyncio.Transport):
         self.closed = True
         assert self.protocol is not None
         self.protocol.connection_lost(None)
+
+
+class VirtualClock:
+    """An event loop stand-in whose timers run on virtual time.
+
+    Everything but the clock goes to the real running loop (tasks, futures); ``time``,
+    ``call_at`` and ``call_later`` use a virtual clock that only moves when a test calls
+    ``advance``, which runs the timers that came due, in order.  Hand it to a protocol as its
+    ``loop`` to test timeouts of any length without waiting.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.now = 0.0
+        self._timers: list[asyncio.TimerHandle] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loop, name)
+
+    def time(self) -> float:
+        return self.now
+
+    def call_at(self, when: float, callback: Any, *args: Any) -> asyncio.TimerHandle:
+        handle = asyncio.TimerHandle(when, callback, args, self._loop)
+        self._timers.append(handle)
+        return handle
+
+    def call_later(self, delay: float, callback: Any, *args: Any) -> asyncio.TimerHandle:
+        return self.call_at(self.now + delay, callback, *args)
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock, running every timer due by then (including ones they schedule)."""
+        end = self.now + seconds
+        while True:
+            due = [h for h in self._timers if not h.cancelled() and h.when() <= end]
+            if not due:
+                break
+            handle = min(due, key=lambda h: h.when())
+            self._timers.remove(handle)
+            self.now = max(self.now, handle.when())
+            handle._run()
+        self.now = end
+        self._timers = [h for h in self._timers if not h.cancelled()]

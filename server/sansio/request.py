@@ -1,0 +1,380 @@
+"""The request head: a strict parser of our own, with h11 as its oracle and fallback.
+
+``parse_head`` accepts a strict subset of RFC 9112 in one pass (a handful of C-speed regex and
+bytes operations per head, no per-field Python work beyond the ``(name, value)`` tuples the scope
+needs) and returns ``None`` for anything outside it; ``HTTP11Connection`` then hands the very same
+bytes to h11, which decides every edge case and its error status.  The subset:
+
+* request-line ``method SP origin-form SP HTTP/1.0|1.1 CRLF`` (RFC 9112 section 3; the target is
+  visible ASCII starting with ``/``);
+* field lines ``token ":" OWS value OWS CRLF`` (RFC 9112 section 5) whose value is visible ASCII
+  or obs-text with single spaces/tabs inside: no control character, no obs-fold, no bare CR/LF;
+* exactly one Host field; at most one Content-Length, of 1 to 18 digits; no Transfer-Encoding
+  (chunked bodies stay on the h11 path);
+* within the configured limits (request-line length, field count, header-block size).
+
+Every head in the subset is one h11 accepts and parses to the same method, target, version and
+fields (h11's grammar is a superset of these patterns: tests/server/sansio/test_request.py checks
+it differentially), so our checks after parsing (``check_head``) give the same answer on both
+paths.  The stricter rules RFC 9112 allows and h11 does not apply (obs-fold, control characters
+in values, CONNECT/authority-form) are enforced on the h11 path by ``check_h11_head``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Final
+
+from server.sansio.limits import Limits
+
+if TYPE_CHECKING:
+    import h11
+
+
+class RequestError(Exception):
+    """The client sent something we refuse; answer ``status`` and close the connection."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class RequestHead:
+    """The parsed request head plus the facts the server needs from its headers (one pass)."""
+
+    __slots__ = (
+        "chunked",
+        "content_length",
+        "expect_continue",
+        "has_body",
+        "headers",
+        "host",
+        "http_version",
+        "keep_alive",
+        "method",
+        "target",
+        "te_trailers",
+        "upgrade",
+        "websocket",
+    )
+
+    method: bytes
+    target: bytes
+    http_version: bytes
+    headers: list[tuple[bytes, bytes]]
+    host: bytes | None
+    content_length: int | None
+    chunked: bool
+    has_body: bool
+    keep_alive: bool
+    expect_continue: bool
+    upgrade: bytes | None
+    websocket: bool
+    te_trailers: bool
+
+    def __init__(
+        self,
+        method: bytes,
+        target: bytes,
+        http_version: bytes,
+        headers: list[tuple[bytes, bytes]],
+    ) -> None:
+        """``headers``: lowercased names, in order (fields named with ``_`` already dropped)."""
+        self.method = method
+        self.target = target
+        self.http_version = http_version
+        _scan_fields(self, headers)
+
+    def copy(self, headers: tuple[tuple[bytes, bytes], ...] | None = None) -> RequestHead:
+        """An equal head with its own header list (the list becomes ``scope["headers"]``,
+        which the application may change); ``headers``: the fields to list instead."""
+        new = _new_head(RequestHead)
+        new.method = self.method
+        new.target = self.target
+        new.http_version = self.http_version
+        new.headers = list(self.headers if headers is None else headers)
+        new.host = self.host
+        new.content_length = self.content_length
+        new.chunked = self.chunked
+        new.has_body = self.has_body
+        new.keep_alive = self.keep_alive
+        new.expect_continue = self.expect_continue
+        new.upgrade = self.upgrade
+        new.websocket = self.websocket
+        new.te_trailers = self.te_trailers
+        return new
+
+
+_new_head = object.__new__
+
+_INTERESTING: Final = frozenset(
+    (
+        b"content-length",
+        b"transfer-encoding",
+        b"connection",
+        b"expect",
+        b"upgrade",
+        b"te",
+        b"host",
+    )
+)
+
+
+def _tokens(value: bytes) -> list[bytes]:
+    return [t.strip() for t in value.lower().split(b",")]
+
+
+def _scan_fields(head: RequestHead, headers: list[tuple[bytes, bytes]]) -> bool:
+    """Fill ``head`` from its fields (both parsers use this one pass, so the facts cannot
+    differ between them).  False when the fields are outside the strict subset: a second Host
+    or Content-Length, a Content-Length that is not 1-18 digits, any Transfer-Encoding (h11
+    has already refused or normalised those on its path)."""
+    http11 = head.http_version == b"1.1"
+    connection: list[bytes] = []
+    content_length: int | None = None
+    chunked = False
+    expect = False
+    upgrade: bytes | None = None
+    te_trailers = False
+    host: bytes | None = None
+    strict = True
+    for name, value in headers:
+        if name in _INTERESTING:
+            if name == b"host":
+                if host is not None:
+                    strict = False
+                host = value
+            elif name == b"connection":
+                connection.extend(_tokens(value))
+            elif name == b"content-length":
+                if content_length is not None or not value.isdigit() or len(value) > 18:
+                    strict = False
+                    content_length = -1
+                else:
+                    content_length = int(value)
+            elif name == b"transfer-encoding":
+                chunked = True  # h11 refuses anything but "chunked" (501)
+                strict = False
+            elif name == b"expect":
+                expect = value.lower() == b"100-continue"
+            elif name == b"upgrade":
+                upgrade = value.lower()
+            else:  # te
+                te_trailers = te_trailers or b"trailers" in _tokens(value)
+    head.headers = headers
+    head.host = host
+    head.content_length = content_length
+    head.chunked = chunked
+    head.has_body = chunked or bool(content_length)
+    if http11:
+        head.keep_alive = b"close" not in connection
+    else:
+        # HTTP/1.0 closes after each response unless the client asks (RFC 9112 section 9.3).
+        head.keep_alive = b"keep-alive" in connection and b"close" not in connection
+    # RFC 9110 section 10.1.1: a server MUST ignore 100-continue from an HTTP/1.0 client.
+    head.expect_continue = expect and http11 and head.has_body
+    # Only an upgrade the client also announced in Connection counts (RFC 9110 7.8).
+    head.upgrade = upgrade if b"upgrade" in connection else None
+    # RFC 6455 section 4.2.1: the opening handshake is an HTTP/1.1 (or later) GET whose
+    # Upgrade field lists the "websocket" token (a token, not a substring).
+    head.websocket = (
+        head.upgrade is not None
+        and http11
+        and head.method == b"GET"
+        and b"websocket" in _tokens(head.upgrade)
+    )
+    head.te_trailers = te_trailers and http11
+    return strict and host is not None
+
+
+# --- the strict parser --------------------------------------------------------------------
+
+# request-line (RFC 9112 section 3), origin-form only (section 3.2.1).
+_REQUEST_LINE: Final = re.compile(
+    rb"([-!#$%&'*+.^_`|~0-9A-Za-z]+) (/[\x21-\x7e]*) HTTP/(1\.[01])\r\n"
+)
+# tchar (RFC 9110 section 5.6.2): what a field name consists of.
+_NAME_BYTES: Final = (
+    b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+)
+# A field line holds VCHAR, obs-text, SP and HTAB (RFC 9110 section 5.5); deleting those and
+# mapping every other control character to NUL leaves only the CRLFs between the lines.
+_FIELD_BYTES: Final = b"\t" + bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100))
+_CTL_TO_NUL: Final = bytes(c if c in (10, 13) or c >= 0x20 else 0 for c in range(256))
+# Every control character (HTAB, CR and LF included) and DEL to NUL, the rest unchanged.
+_UNUSUAL_TO_NUL: Final = bytes(c if 0x20 <= c != 0x7F else 0 for c in range(256))
+# Host = uri-host [ ":" port ] (RFC 9110 section 7.2, RFC 3986 section 3.2.2): an IP-literal in
+# brackets (with an RFC 6874 zone id) or a reg-name (unreserved / pct-encoded / sub-delims; an
+# IPv4 address is one too).
+_HOST_RE: Final = re.compile(rb"(?:\[[0-9A-Za-z:.%]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?")
+# Host values already found valid: nearly every request of a server names the same few.
+_GOOD_HOSTS: set[bytes] = set()
+_GOOD_HOSTS_MAX: Final = 64
+
+_zip = zip
+
+
+def parse_head(data: bytes, limits: Limits) -> RequestHead | None:
+    """``data``: one whole head, request-line to the blank line (CRLF CRLF) included.
+
+    The ``RequestHead`` for a head in the strict subset (see the module docstring), ``None``
+    for any other (the caller hands it to h11).  The caller still runs ``check_head`` on it.
+    The work is a fixed number of bytes operations over the whole block (each one C loop)
+    plus one tuple per field: a regular expression over the block would cost several
+    instructions per byte inside sre, a Python step per field line several hundred
+    (benchmarks/micro/RESULTS.md).
+    """
+    line = _REQUEST_LINE.match(data)
+    if line is None:
+        return None
+    start = line.end()
+    if start > limits.line:
+        return None
+    block = data[start:-4]  # the field lines, without the CRLF that ends the last one
+    if len(block) > limits.size:
+        return None
+    lines = block.split(b"\r\n")
+    count = len(lines)
+    if count > limits.headers:
+        return None
+    # The usual shape, checked with a few C loops: no control character (a tab included,
+    # and CR or LF outside the CRLFs between lines), no space at the end of a line, and each
+    # line split at its first ": " with no space after it.
+    usual = 0 not in b"".join(lines).translate(_UNUSUAL_TO_NUL) and not (
+        b" \r" in block or block[-1:] == b" "
+    )
+    if usual:
+        names, colons, values = _zip(*[field.partition(b": ") for field in lines])
+        usual = b"" not in colons and min(values)[:1] != b" "
+    if not usual:
+        # No CR or LF outside the CRLF pairs (RFC 9112 section 2.2 allows a server to accept
+        # a bare LF; h11 does, so it decides), no control character (RFC 9110 section 5.5).
+        if block.translate(_CTL_TO_NUL, _FIELD_BYTES) != b"\r\n" * (count - 1):
+            return None
+        names, colons, values = _zip(*[field.partition(b":") for field in lines])
+        if b"" in colons:
+            return None
+        values = tuple(value.strip(b" \t") for value in values)
+    if b"" in names:
+        return None
+    joined = b":".join(names)
+    # Every name a token: deleting all tchars leaves only the joining colons.  A line that
+    # starts with SP/HTAB (obs-fold) or has whitespace before its colon fails here.
+    if len(joined.translate(None, _NAME_BYTES)) != count - 1:
+        return None
+    lowered = joined.lower().split(b":")
+    if b"_" in joined:
+        headers = [(n, v) for n, v in _zip(lowered, values) if b"_" not in n]
+    else:
+        headers = list(_zip(lowered, values))
+    head = _new_head(RequestHead)
+    head.method, head.target, head.http_version = line.groups()
+    if not _scan_fields(head, headers):
+        return None
+    return head
+
+
+# --- checks on both paths -------------------------------------------------------------------
+
+
+def check_head(head: RequestHead, limits: Limits) -> None:
+    """What we refuse beyond h11's grammar, on a head from either parser."""
+    if head.chunked:
+        if head.content_length is not None:
+            # RFC 9112 section 6.1: both framings at once smells of request smuggling;
+            # the server may reject it and must close the connection either way.
+            raise RequestError(400, "both Transfer-Encoding and Content-Length")
+        if head.http_version != b"1.1":
+            # RFC 9112 section 6.1: Transfer-Encoding in an HTTP/1.0 message MUST be
+            # treated as faulty framing; HTTP/1.0 has no chunked coding to trust.
+            raise RequestError(400, "Transfer-Encoding in an HTTP/1.0 request")
+    host = head.host
+    if host is not None and host not in _GOOD_HOSTS:
+        if _HOST_RE.fullmatch(host) is None:
+            # RFC 9112 section 3.2: 400 for a Host field with an invalid value (h11 already
+            # answers a missing or repeated Host with 400).
+            raise RequestError(400, "invalid Host header")
+        if len(_GOOD_HOSTS) >= _GOOD_HOSTS_MAX:
+            _GOOD_HOSTS.clear()
+        _GOOD_HOSTS.add(host)
+    limit = limits.body
+    if limit is not None and head.content_length is not None and head.content_length > limit:
+        raise RequestError(413, "request body larger than --limit-request-body")
+
+
+# --- the h11 path -------------------------------------------------------------------------
+
+# RFC 9112 section 5.2: obs-fold is a field line starting with SP or HTAB; a server MUST
+# either reject it with 400 or replace it (h11 replaces it): we reject.
+_OBS_FOLD: Final = re.compile(rb"\n[ \t]")
+# RFC 9110 section 5.5: a field value with CR, LF or NUL MUST be rejected (h11 does); other
+# control characters (but HTAB) are invalid too, and we reject them (h11 lets them through).
+_CTL: Final = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_ABSOLUTE_RE: Final = re.compile(rb"[A-Za-z][A-Za-z0-9+.\-]*://([^/?#]+)")
+
+
+def head_from_h11(request: h11.Request, raw: bytes | bytearray, limits: Limits) -> RequestHead:
+    """Our head from h11's ``Request``; ``raw`` holds the head's bytes as received.
+
+    Raises ``RequestError`` for what we refuse and h11 accepts.
+    """
+    if request.http_version not in (b"1.1", b"1.0"):
+        raise RequestError(505, "HTTP version not supported")
+    method = request.method
+    target = request.target
+    if method == b"CONNECT":
+        # RFC 9110 section 9.3.6: CONNECT asks for a tunnel, which no ASGI application can
+        # give; its authority-form target has no path to hand over either.
+        raise RequestError(400, "CONNECT is not supported")
+    if target[:1] != b"/" and not (target == b"*" and method == b"OPTIONS"):
+        # Besides origin-form: absolute-form (any method, RFC 9112 section 3.2.2) and
+        # asterisk-form (OPTIONS only, section 3.2.4); authority-form is for CONNECT only.
+        absolute = _ABSOLUTE_RE.match(target)
+        if absolute is None:
+            raise RequestError(400, "invalid request-target")
+    else:
+        absolute = None
+    if len(method) + len(target) + 10 > limits.line:
+        # request-line = method SP request-target SP HTTP-version (RFC 9112 section 3).
+        raise RequestError(414, "request line longer than --limit-request-line")
+    items = request.headers._full_items  # (raw name, lowercased name, value), h11 >= 0.10
+    if len(items) > limits.headers:
+        raise RequestError(431, "more header fields than --limit-request-headers")
+    if len(raw) > limits.size:
+        size = 0
+        for _raw, name, value in items:
+            size += len(name) + len(value) + 4  # "name: value\r\n"
+        if size > limits.size:
+            raise RequestError(431, "header block larger than --limit-request-header-size")
+    if _OBS_FOLD.search(raw) is not None:
+        raise RequestError(400, "obsolete line folding in a header field")
+    headers: list[tuple[bytes, bytes]] = []
+    for _raw, name, value in items:
+        if _CTL.search(value) is not None:
+            raise RequestError(400, "control character in a header field value")
+        if b"_" in name:
+            # CVE-2015-0219: Django (like CGI/WSGI) maps both "X-Auth-User" and
+            # "X_Auth_User" to HTTP_X_AUTH_USER, so a client could spoof a header a
+            # front proxy sets (the proxy strips only the dashed one).  Daphne and
+            # Django's runserver drop such fields; so do we (no framing header has one).
+            continue
+        headers.append((name, value))
+    head = RequestHead(method, target, request.http_version, headers)
+    if absolute is not None:
+        _use_authority(head, absolute.group(1))
+    return head
+
+
+def _use_authority(head: RequestHead, authority: bytes) -> None:
+    """RFC 9112 section 3.2.2: with an absolute-form target the server MUST ignore the Host
+    field and use the target's authority instead; the app sees it as its Host header."""
+    host = authority.rpartition(b"@")[2]  # userinfo is not part of the host
+    headers = head.headers
+    for i, (name, _value) in enumerate(headers):
+        if name == b"host":
+            headers[i] = (b"host", host)
+            break
+    else:
+        headers.append((b"host", host))
+    head.host = host
