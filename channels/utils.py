@@ -1,12 +1,11 @@
 """Helpers shared by consumers: naming things and waiting on several message sources.
 
-Direct feed (shared contract 4): an *armable* source offers ``arm(fut)``.  If it holds a message
-it resolves ``fut`` at once (consuming the message); otherwise it remembers ``fut`` and resolves
-it when the next message arrives, unless ``fut`` is already done by then, in which case the
-message stays pending for the next ``arm``.  A consumer listening to both the server and a channel
-layer arms ONE future on both per wait: no task and no queue hop per message.  Sources that are
-plain ``async`` callables get one long-lived pump task each (per connection, not per message)
-that makes them armable.
+The direct feed (``docs/direct-feed.md`` is its one definition): a source offers ``arm(fut)``
+and resolves that one future with its next message, straight from the code that produced the
+message, or keeps the message when the future is already done.  A consumer listening to the
+server and to a channel layer arms ONE future on both per wait: no task and no queue hop per
+message.  Sources that are plain ``async`` callables get one long-lived pump task each (per
+connection, not per message) that makes them armable.
 """
 
 from __future__ import annotations
@@ -35,10 +34,23 @@ def name_that_thing(thing: Any) -> str:
 
 @runtime_checkable
 class Armable(Protocol):
+    """A message source of the direct feed (``docs/direct-feed.md``): the server's
+    ``receive`` callables, the worker inbox and the adapters below."""
+
     def arm(self, fut: asyncio.Future[Any]) -> None: ...
 
 
-class LayerSource:
+@runtime_checkable
+class ArmableLayer(Protocol):
+    """A channel layer of the direct feed: ``arm`` per channel, and ``release_channel`` when
+    the consumer owning that channel exits (the layer drops what it held for it)."""
+
+    def arm(self, channel: str, fut: asyncio.Future[Any]) -> None: ...
+
+    async def release_channel(self, channel: str) -> None: ...
+
+
+class LayerSource(Armable):
     """Adapts ``layer.arm(channel, fut)`` to the one-argument ``arm(fut)`` of a source.
 
     ``close`` (the consumer is exiting) calls the layer's ``release_channel(channel)`` when it
@@ -73,7 +85,7 @@ class _Nothing:
 _NOTHING = _Nothing()
 
 
-class PumpedSource:
+class PumpedSource(Armable):
     """Makes a plain ``async`` callable armable with one long-lived task.
 
     The pump holds at most one message it could not hand over yet and stops reading until that
@@ -168,7 +180,7 @@ def make_source(source: Any, layer_channel: str | None = None) -> SourceLike:
     return PumpedSource(source)
 
 
-class _ArmableCallable:
+class _ArmableCallable(Armable):
     __slots__ = ("_source",)
 
     def __init__(self, source: Any) -> None:

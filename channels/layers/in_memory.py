@@ -34,6 +34,7 @@ from typing import Any
 from channels.exceptions import ChannelFull
 from channels.layers.base import BaseChannelLayer, CapacityPattern
 from channels.layers.mailbox import BUFFERED, FULL, HANDED, Mailbox, Mailboxes, sweep_mailboxes
+from channels.utils import ArmableLayer
 
 __all__ = [
     "BUFFERED",
@@ -74,7 +75,7 @@ class LayerStatistics:
     group_sent: int = 0  # group_send deliveries accepted (also counted in ``sent``)
 
 
-class InMemoryChannelLayer(BaseChannelLayer):
+class InMemoryChannelLayer(BaseChannelLayer, ArmableLayer):
     """Process-local channel layer; see the module docstring for the design."""
 
     def __init__(

@@ -85,6 +85,7 @@ from channels.layers.redis_common import (
     make_client,
     parse_hosts,
 )
+from channels.utils import ArmableLayer
 
 # The shared helpers stay importable from here too (they lived in this module before).
 __all__ = ["Codec", "HashRing", "HostSpec", "RedisChannelLayer", "make_client", "parse_hosts"]
@@ -177,7 +178,7 @@ class _LoopState:
         self.stopping = False
 
 
-class RedisChannelLayer(BaseChannelLayer):
+class RedisChannelLayer(BaseChannelLayer, ArmableLayer):
     """Channel layer backed by one or more Redis servers (see the module docstring)."""
 
     command_timeout: float = COMMAND_TIMEOUT

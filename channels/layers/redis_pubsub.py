@@ -64,6 +64,7 @@ from channels.layers.redis_common import (
     make_client,
     parse_hosts,
 )
+from channels.utils import ArmableLayer
 
 __all__ = ["RedisPubSubChannelLayer"]
 
@@ -102,7 +103,7 @@ class _Shard:
         self._on_reconnect(self)
 
 
-class RedisPubSubChannelLayer(BaseChannelLayer):
+class RedisPubSubChannelLayer(BaseChannelLayer, ArmableLayer):
     command_timeout: float = COMMAND_TIMEOUT
 
     def __init__(
