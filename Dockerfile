@@ -21,6 +21,7 @@ COPY pyproject.toml README.md ./
 COPY server ./server
 COPY channels ./channels
 COPY daphne ./daphne
+COPY channels_redis ./channels_redis
 # The [redis] extra brings the Redis channel layer's dependencies (docker-compose uses it).
 RUN /opt/venv/bin/pip install --no-cache-dir ".[redis]"
 

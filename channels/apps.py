@@ -7,6 +7,8 @@ from typing import Any
 from django.apps import AppConfig, apps
 from django.core import checks
 
+from channels.checks import check_channel_layers
+
 
 def check_runserver_order(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Warn when staticfiles' ``runserver`` would shadow ours.
@@ -40,3 +42,4 @@ class ChannelsConfig(AppConfig):
 
     def ready(self) -> None:
         checks.register(check_runserver_order)
+        checks.register(check_channel_layers)

@@ -19,7 +19,6 @@ from django.contrib.auth import (
     user_logged_in,
     user_logged_out,
 )
-from django.contrib.auth.models import AnonymousUser
 from django.utils.crypto import constant_time_compare
 from django.utils.functional import LazyObject
 
@@ -54,6 +53,14 @@ def _session_hash_ok(session: Any, user: Any) -> bool:
     return False
 
 
+def _anonymous_user() -> Any:
+    # Imported on use: django.contrib.auth.models needs the app registry, and the tutorial's
+    # asgi.py imports this module before get_asgi_application() has set Django up.
+    from django.contrib.auth.models import AnonymousUser
+
+    return AnonymousUser()
+
+
 def _get_user_sync(scope: Scope) -> Any:
     if "session" not in scope:
         raise ValueError(_NO_SESSION)
@@ -72,7 +79,7 @@ def _get_user_sync(scope: Scope) -> Any:
             if hasattr(user, "get_session_auth_hash") and not _session_hash_ok(session, user):
                 session.flush()
                 user = None
-    return user or AnonymousUser()
+    return user or _anonymous_user()
 
 
 get_user = database_sync_to_async(_get_user_sync)
@@ -122,14 +129,17 @@ login.__doc__ = "Persist ``user`` in the scope's session (the session is not sav
 
 
 def _logout_sync(scope: Scope) -> None:
+    if "session" not in scope:
+        raise ValueError(_NO_SESSION)
     user = scope.get("user")
     if getattr(user, "is_authenticated", True) is False:
         user = None
-    user_logged_out.send(sender=user.__class__, request=None, user=user)
-    if "session" in scope:
-        scope["session"].flush()
+    # Nobody was logged in: no user_logged_out (receivers expect a user), as upstream.
+    if user is not None:
+        user_logged_out.send(sender=user.__class__, request=None, user=user)
+    scope["session"].flush()
     if "user" in scope:
-        scope["user"] = AnonymousUser()
+        scope["user"] = _anonymous_user()
 
 
 logout = database_sync_to_async(_logout_sync)

@@ -21,6 +21,20 @@ from .exceptions import StopConsumer
 from .utils import Receive, Scope, Send, SourceLike, dispatch_from, make_source
 
 
+def _dropped_after_close(message: dict[str, Any]) -> bool:
+    """Whether an ``OSError`` from the server's ``send`` means "this WebSocket is closed".
+
+    ASGI (WebSocket spec 2.4) lets a server raise an ``OSError`` subclass on a send after the
+    connection closed; ours does, so do others, while Daphne drops the message.  A consumer
+    sending to a client that just left (typically a group message racing the close) must not
+    die there: it would never run its ``websocket.disconnect`` handler, so its
+    ``group_discard`` and ``disconnect()`` code would be skipped.  The message is dropped,
+    as under Daphne, and the disconnect that the server has queued is dispatched next.
+    """
+    msg_type = message.get("type")
+    return isinstance(msg_type, str) and msg_type.startswith("websocket.")
+
+
 def get_handler_name(message: dict[str, Any]) -> str:
     """``"websocket.receive"`` -> ``"websocket_receive"``; private names are refused."""
     if "type" not in message:
@@ -97,7 +111,11 @@ class AsyncConsumer:
         await handler(message)
 
     async def send(self, message: dict[str, Any]) -> None:
-        await self.base_send(message)
+        try:
+            await self.base_send(message)
+        except OSError:
+            if not _dropped_after_close(message):
+                raise
 
     @classmethod
     def as_asgi(cls, **initkwargs: Any) -> Any:
@@ -149,4 +167,8 @@ class SyncConsumer(AsyncConsumer):
         handler(message)
 
     def send(self, message: dict[str, Any]) -> None:  # type: ignore[override]
-        self.base_send(message)
+        try:
+            self.base_send(message)
+        except OSError:
+            if not _dropped_after_close(message):
+                raise

@@ -13,6 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.urls.exceptions import Resolver404
 from django.urls.resolvers import RegexPattern, RoutePattern, URLPattern, URLResolver
 
+from .checks import validate_channel_layers
 from .utils import ASGIApplication, Receive, Scope, Send
 
 
@@ -33,11 +34,14 @@ def get_default_application() -> Any:
     except ImportError as exc:
         raise ImproperlyConfigured(f"Cannot import ASGI_APPLICATION module {path!r}") from exc
     try:
-        return getattr(module, name)
+        application = getattr(module, name)
     except AttributeError as exc:
         raise ImproperlyConfigured(
             f"Cannot find {name!r} in ASGI_APPLICATION module {path}"
         ) from exc
+    # runserver, runworker and the live-server test case start here.
+    validate_channel_layers()
+    return application
 
 
 class _LazyDjangoHttp:
@@ -46,12 +50,12 @@ class _LazyDjangoHttp:
     def __init__(self) -> None:
         self._app: Any = None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
         if self._app is None:
             from django.core.asgi import get_asgi_application
 
             self._app = get_asgi_application()
-        await self._app(scope, receive, send)
+        return await self._app(scope, receive, send)
 
 
 class ProtocolTypeRouter:
@@ -69,14 +73,18 @@ class ProtocolTypeRouter:
             )
             mapping["http"] = _LazyDjangoHttp()
         self.application_mapping = mapping
+        # A CHANNEL_LAYERS BACKEND that cannot be imported fails here, while asgi.py is being
+        # imported at server start-up, rather than as a 500 at the first WebSocket handshake.
+        validate_channel_layers()
         # Normalised once so each connection does a single dict lookup.
         self._apps: dict[str, ASGIApplication] = {key: _asgi3(app) for key, app in mapping.items()}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
         app = self._apps.get(scope["type"])
         if app is None:
             raise ValueError(f"No application configured for scope type {scope['type']!r}")
-        await app(scope, receive, send)
+        # Routers hand back what the inner application returns, as upstream.
+        return await app(scope, receive, send)
 
 
 def _strip_root_path(scope: Scope) -> str:
@@ -122,7 +130,7 @@ class URLRouter:
             return RoutePattern(pattern._route, pattern.name, is_endpoint=False)  # type: ignore[attr-defined]
         raise ImproperlyConfigured(f"Unsupported pattern type: {type(pattern).__name__}")
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
         nested = "path_remaining" in scope
         path: str = scope["path_remaining"] if nested else _strip_root_path(scope)
         for route, app in self._apps:
@@ -130,6 +138,8 @@ class URLRouter:
             if not match:
                 continue
             remaining, args, kwargs = match
+            # Extra kwargs given to path()/re_path() (``path("x/", app, {"k": 1})``).
+            kwargs = {**kwargs, **route.default_args}
             outer = scope.get("url_route") or {}
             inner_scope = dict(scope)
             inner_scope["path_remaining"] = remaining
@@ -138,13 +148,12 @@ class URLRouter:
                 "kwargs": {**outer.get("kwargs", {}), **kwargs},
             }
             try:
-                await app(inner_scope, receive, send)
+                return await app(inner_scope, receive, send)
             except Resolver404:
                 # A nested router found nothing under this prefix: try the next route.
                 if getattr(route.callback, "_path_routing", False) is not True:
                     raise
                 continue
-            return
         if nested:
             raise Resolver404(f"No route found for path {path!r}.")
         raise ValueError(f"No route found for path {path!r}.")
@@ -157,7 +166,7 @@ class ChannelNameRouter:
         self.application_mapping = dict(application_mapping)
         self._apps = {k: _asgi3(v) for k, v in self.application_mapping.items()}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
         if "channel" not in scope:
             raise ValueError(
                 "ChannelNameRouter got a scope without a 'channel' key. Did you make sure it's "
@@ -166,4 +175,4 @@ class ChannelNameRouter:
         app = self._apps.get(scope["channel"])
         if app is None:
             raise ValueError(f"No application configured for channel name {scope['channel']!r}")
-        await app(scope, receive, send)
+        return await app(scope, receive, send)

@@ -11,12 +11,15 @@ consumer makes after accepting are not saved automatically: call ``session.save(
 from __future__ import annotations
 
 import datetime
+import logging
 import time
 from http.cookies import SimpleCookie
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.contrib.sessions.backends.base import UpdateError
+from django.core.exceptions import SuspiciousOperation
 from django.http.cookie import parse_cookie
 from django.utils.encoding import force_str
 from django.utils.functional import LazyObject, empty
@@ -24,6 +27,8 @@ from django.utils.http import http_date
 
 from .db import database_sync_to_async
 from .utils import Receive, Scope, Send
+
+logger = logging.getLogger("django.channels.sessions")
 
 if TYPE_CHECKING:
     _LazyBase = LazyObject[Any]
@@ -37,6 +42,12 @@ def _cookie_header(scope: Scope) -> str:
     ]
     # HTTP/2 clients may split cookies over several fields (RFC 9113 §8.2.3): rejoin them.
     return "; ".join(values)
+
+
+class InvalidSameSite(AssertionError, ValueError):
+    """A ``samesite`` value other than lax/none/strict.  Upstream reports it with ``assert``
+    (so projects' tests expect ``AssertionError``); it is a ``ValueError`` too, and raised even
+    under ``python -O``, where an ``assert`` would let the bad attribute through."""
 
 
 class CookieMiddleware:
@@ -92,7 +103,7 @@ class CookieMiddleware:
             morsel["httponly"] = True
         if samesite:
             if samesite.lower() not in ("lax", "none", "strict"):
-                raise ValueError('samesite must be "lax", "none", or "strict".')
+                raise InvalidSameSite("samesite must be either 'strict', 'lax' or 'none'")
             morsel["samesite"] = samesite
         headers = list(message.get("headers") or [])
         headers.append((b"Set-Cookie", morsel.output(header="").strip().encode("latin-1")))
@@ -128,8 +139,20 @@ class _LazySession(_LazyBase):
         return self._wrapped is not empty
 
 
-def _save(session: Any) -> None:
-    session.save()
+# Upstream's wording, so handlers and tests written for Channels match it.
+SESSION_DELETED = (
+    "The request's session was deleted before the request completed. The user may have logged "
+    "out in a concurrent request, for example."
+)
+
+
+def _save(session: Any) -> bool:
+    """Save; False when the session row was deleted meanwhile (Django's ``UpdateError``)."""
+    try:
+        session.save()
+    except UpdateError:
+        return False
+    return True
 
 
 class InstanceSessionWrapper:
@@ -178,7 +201,13 @@ class InstanceSessionWrapper:
                     domain=settings.SESSION_COOKIE_DOMAIN,
                 )
             return
-        await database_sync_to_async(_save)(session)
+        if not await database_sync_to_async(_save)(session):
+            if message["type"] == "http.response.start":
+                raise SuspiciousOperation(SESSION_DELETED)
+            # Saving on websocket.accept is our extension (upstream never saves there): a
+            # session deleted meanwhile must not cost the handshake that upstream would accept.
+            logger.info("Session not saved on websocket.accept: %s", SESSION_DELETED)
+            return
         if session.get_expire_at_browser_close():
             max_age: int | None = None
             expires: str | None = None

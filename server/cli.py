@@ -464,6 +464,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:  # --log-config
         report_error(str(exc))
         return EXIT_USAGE
+    from server.installation import installation_problem
+
+    # Before the app is imported: a foreign ``channels`` would otherwise fail in odd ways later.
+    problem = installation_problem()
+    if problem is not None:
+        report_error(problem)
+        return EXIT_USAGE
     if config.reload:
         from server.reload import run_with_reload
 

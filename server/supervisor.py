@@ -101,6 +101,7 @@ class Supervisor:
         self._newcomer: int | None = None
         self._signals: list[int] = []
         self._sel = selectors.DefaultSelector()
+        self._layer_warned = False
         self._wake_r = self._wake_w = self._life_r = self._life_w = -1
         self.metrics_sockets: list[socket.socket] | None = None
         self._metrics_dir: MultiprocessDir | None = None
@@ -132,7 +133,6 @@ class Supervisor:
                 self._metrics_dir.cleanup()
 
     def _run(self) -> int:
-        warn_if_in_memory_layer(self.config)
         try:
             self._bind()
         except StartupError as exc:
@@ -270,7 +270,9 @@ class Supervisor:
 
     def _on_ready_pipe(self, fd: int, pid: int) -> None:
         try:
-            data = os.read(fd, 1)
+            # b"1", then an optional warning the worker could only decide once the app was
+            # imported (one write of less than PIPE_BUF bytes: it arrives whole).
+            data = os.read(fd, 4096)
         except OSError:
             data = b""
         self._sel.unregister(fd)
@@ -284,6 +286,9 @@ class Supervisor:
         worker.ready = True
         self._ever_ready = True
         logger.info("Worker [%d] ready", pid)
+        if len(data) > 1 and not self._layer_warned:
+            self._layer_warned = True  # every worker finds the same settings: say it once
+            logger.warning("%s", data[1:].decode(errors="replace"))
         if pid == self._newcomer:
             worker.extra = False
             self._newcomer = None
@@ -404,7 +409,8 @@ class Supervisor:
 
         def started(server: Server) -> None:
             try:
-                os.write(ready_w, b"1")
+                warning = in_memory_layer_warning(self.config.workers)
+                os.write(ready_w, b"1" + (warning or "").encode()[:4000])
             finally:
                 os.close(ready_w)
 
@@ -422,37 +428,37 @@ def _kill(pid: int, sig: int) -> None:
         os.kill(pid, sig)
 
 
-def warn_if_in_memory_layer(config: Config) -> None:
-    """Warn (one line) when workers can't see each other's channel layer messages.
+def in_memory_layer_warning(workers: int) -> str | None:
+    """One line when workers can't see each other's channel layer messages, else None.
 
-    Django settings are only read when ``DJANGO_SETTINGS_MODULE`` is set, and ``channels`` is
-    never imported: the check looks at ``CHANNEL_LAYERS`` and ``INSTALLED_APPS`` only.
+    Called in a worker once its app is imported: only then are the Django settings known for
+    sure (the tutorial's ``asgi.py`` sets ``DJANGO_SETTINGS_MODULE`` itself, with
+    ``os.environ.setdefault``, then ``get_asgi_application()`` configures them).  Settings the
+    app has not configured are not read: importing a settings module here would run project
+    code inside the serving event loop.  ``channels`` is never imported: the check reads
+    ``CHANNEL_LAYERS`` and ``INSTALLED_APPS`` only.
     """
-    if config.workers < 2 or not os.environ.get("DJANGO_SETTINGS_MODULE"):
-        return
-    from server.importer import _add_app_dir
-
-    _add_app_dir(config.app_dir)
+    django_conf = sys.modules.get("django.conf")
+    if workers < 2 or django_conf is None or not django_conf.settings.configured:
+        return None
     try:
-        from django.conf import settings
-
-        layers = getattr(settings, "CHANNEL_LAYERS", None)
-        installed = list(getattr(settings, "INSTALLED_APPS", []))
-    except Exception as exc:  # a broken settings module is reported by the workers
+        layers = getattr(django_conf.settings, "CHANNEL_LAYERS", None)
+        installed = list(getattr(django_conf.settings, "INSTALLED_APPS", []))
+    except Exception as exc:  # settings that fail to read are the app's to report
         logger.debug("Could not read Django settings: %s", exc)
-        return
-    if layers is None or not layers.get("default"):
+        return None
+    if not isinstance(layers, dict) or not layers.get("default"):
         if "channels" not in installed and "daphne" not in installed:
-            return
+            return None
         problem = "CHANNEL_LAYERS is not set"
     else:
-        backend = str(layers["default"].get("BACKEND", ""))
+        default = layers["default"]
+        backend = str(default.get("BACKEND", "")) if isinstance(default, dict) else ""
         if "inmemory" not in backend.lower().replace("_", ""):
-            return
+            return None
         problem = f"the default channel layer is {backend}"
-    logger.warning(
-        "--workers %d: %s, so each worker has its own layer and messages do not reach clients "
-        "of other workers; use channels.layers.redis.RedisChannelLayer in CHANNEL_LAYERS.",
-        config.workers,
-        problem,
+    return (
+        f"--workers {workers}: {problem}, so each worker has its own layer and messages do not "
+        "reach clients of other workers; use channels.layers.redis.RedisChannelLayer in "
+        "CHANNEL_LAYERS."
     )

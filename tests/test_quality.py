@@ -11,6 +11,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+# Every package the distribution ships (pyproject's packages.find).
+PACKAGES = ("server", "channels", "daphne", "channels_redis")
 
 
 def _tool(name: str) -> str:
@@ -26,7 +28,7 @@ def _tool(name: str) -> str:
 @pytest.mark.slow
 def test_ruff_clean() -> None:
     proc = subprocess.run(
-        [_tool("ruff"), "check", "server", "channels", "daphne", "tests", "benchmarks", "examples"],
+        [_tool("ruff"), "check", *PACKAGES, "tests", "benchmarks", "examples"],
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -35,7 +37,7 @@ def test_ruff_clean() -> None:
 @pytest.mark.slow
 def test_mypy_strict_clean() -> None:
     proc = subprocess.run(
-        [_tool("mypy"), "--strict", "server", "channels", "daphne"],
+        [_tool("mypy"), "--strict", *PACKAGES],
         cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr

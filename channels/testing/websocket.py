@@ -61,34 +61,47 @@ class WebsocketCommunicator(ApplicationCommunicator):
         return True, response.get("subprotocol")
 
     async def send_to(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        # Upstream's assertion messages; unlike upstream, an empty text or bytes frame is allowed
+        # (upstream tests truthiness, so send_to(text_data="") fails there).
         if (text_data is None) == (bytes_data is None):
-            raise FrameArgumentError("Pass exactly one of text_data or bytes_data")
+            raise FrameArgumentError("You must supply exactly one of text_data or bytes_data")
         if text_data is not None:
             if not isinstance(text_data, str):
-                raise FrameArgumentError("text_data must be str")
+                raise FrameArgumentError("The text_data argument must be a str")
             await self.send_input({"type": "websocket.receive", "text": text_data})
         else:
             if not isinstance(bytes_data, bytes):
-                raise FrameArgumentError("bytes_data must be bytes")
+                raise FrameArgumentError("The bytes_data argument must be bytes")
             await self.send_input({"type": "websocket.receive", "bytes": bytes_data})
 
     async def send_json_to(self, data: Any) -> None:
         await self.send_to(text_data=json.dumps(data))
 
     async def receive_from(self, timeout: float = 1) -> str | bytes:  # noqa: ASYNC109 - upstream API
-        """The next frame's payload (str for text, bytes for binary)."""
+        """The next frame's payload (str for text, bytes for binary).
+
+        Failures are ``AssertionError`` with upstream's messages (Channels 4.2+), which tests
+        written for Channels may match.
+        """
         response = await self.receive_output(timeout)
         if response["type"] != "websocket.send":
-            raise AssertionError(f"Expected type 'websocket.send', got {response['type']!r}")
+            raise AssertionError(f"Expected type 'websocket.send', but was '{response['type']}'")
+        # ASGI lets a send carry the unused key as None; only the one with a value counts.
         text, data = response.get("text"), response.get("bytes")
         if (text is None) == (data is None):
-            raise AssertionError("websocket.send must carry exactly one of 'text' or 'bytes'")
-        return text if text is not None else data  # type: ignore[no-any-return]
+            raise AssertionError("The response needs exactly one of 'text' or 'bytes'")
+        if text is not None:
+            if not isinstance(text, str):
+                raise AssertionError(f"Text frame payload is not str, it is {type(text)}")
+            return text
+        if not isinstance(data, bytes):
+            raise AssertionError(f"Binary frame payload is not bytes, it is {type(data)}")
+        return data
 
     async def receive_json_from(self, timeout: float = 1) -> Any:  # noqa: ASYNC109 - upstream API
         payload = await self.receive_from(timeout)
         if not isinstance(payload, str):
-            raise AssertionError("JSON data is not a text frame")
+            raise AssertionError(f"JSON data is not a text frame, it is {type(payload)}")
         return json.loads(payload)
 
     async def disconnect(self, code: int = 1000, timeout: float = 1) -> None:  # noqa: ASYNC109 - upstream API

@@ -11,6 +11,7 @@ from django.test import override_settings
 
 from channels.consumer import AsyncConsumer, SyncConsumer, get_handler_name
 from channels.exceptions import StopConsumer
+from channels.generic.websocket import AsyncWebsocketConsumer, WebsocketConsumer
 from channels.layers import get_channel_layer
 from channels.testing import ApplicationCommunicator, WebsocketCommunicator
 
@@ -171,3 +172,93 @@ async def test_channel_layer_alias_opt_out() -> None:
     await comm.send_input({"type": "test.check"})
     assert await comm.receive_output() == {"type": "layer", "has_name": False}
     await comm.wait()
+
+
+class ClosedSocket(OSError):
+    """What an ASGI server may raise from ``send`` once the WebSocket is closed."""
+
+
+async def _drive_closed_socket(consumer_cls: type) -> tuple[list[str], list[dict[str, Any]]]:
+    """Accept, then the client leaves while a group message is on its way: the group message's
+    ``send`` meets a closed socket, the queued disconnect must still be dispatched."""
+    import asyncio
+
+    events: list[str] = []
+    sent: list[dict[str, Any]] = []
+    incoming: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    closed = False
+    accepted = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        return await incoming.get()
+
+    async def send(message: dict[str, Any]) -> None:
+        if closed:
+            raise ClosedSocket("websocket is closed")
+        sent.append(message)
+        accepted.set()
+
+    app = consumer_cls.as_asgi(events=events)
+    incoming.put_nowait({"type": "websocket.connect"})
+    task = asyncio.ensure_future(app({"type": "websocket", "path": "/"}, receive, send))
+    layer = get_channel_layer()
+    assert layer is not None
+    await asyncio.wait_for(accepted.wait(), 10)
+    closed = True
+    await layer.group_send("room", {"type": "chat.message", "text": "late"})
+    incoming.put_nowait({"type": "websocket.disconnect", "code": 1001})
+    await asyncio.wait_for(task, 10)
+    return events, sent
+
+
+class AsyncRoom(AsyncWebsocketConsumer):
+    groups = ["room"]
+    events: list[str] = []
+
+    async def chat_message(self, message: dict[str, Any]) -> None:
+        self.events.append("message")
+        await self.send(text_data=message["text"])
+        self.events.append("sent")
+
+    async def disconnect(self, code: int) -> None:
+        self.events.append(f"disconnect {code}")
+
+
+class SyncRoom(WebsocketConsumer):
+    groups = ["room"]
+    events: list[str] = []
+
+    def chat_message(self, message: dict[str, Any]) -> None:
+        self.events.append("message")
+        self.send(text_data=message["text"])
+        self.events.append("sent")
+
+    def disconnect(self, code: int) -> None:
+        self.events.append(f"disconnect {code}")
+
+
+@pytest.mark.parametrize("consumer_cls", [AsyncRoom, SyncRoom])
+async def test_send_to_a_closed_websocket_is_dropped_and_disconnect_still_runs(
+    consumer_cls: type,
+) -> None:
+    events, sent = await _drive_closed_socket(consumer_cls)
+    assert [m["type"] for m in sent] == ["websocket.accept"]
+    assert events == ["message", "sent", "disconnect 1001"]
+    layer = get_channel_layer()
+    assert layer is not None
+    assert not layer.groups.get("room")  # group_discard ran
+
+
+async def test_other_send_errors_still_propagate() -> None:
+    class Broken(AsyncConsumer):
+        async def test_go(self, message: dict[str, Any]) -> None:
+            await self.send({"type": "http.response.start", "status": 200})
+
+    async def send(message: dict[str, Any]) -> None:
+        raise ClosedSocket("not a websocket message: not ours to drop")
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "test.go"}
+
+    with pytest.raises(ClosedSocket):
+        await Broken.as_asgi()({"type": "test"}, receive, send)

@@ -209,3 +209,25 @@ async def test_project_channel_router_feeds_a_sync_worker_consumer() -> None:
     await comm.send_input({"type": "task.echo", "payload": [1, 2], "reply_to": reply})
     assert await layer.receive(reply) == {"type": "task.done", "result": [1, 2]}
     comm.stop()
+
+
+async def test_routers_return_what_the_inner_application_returns() -> None:
+    # Upstream routers ``return await application(...)``; middleware and tests rely on it.
+    async def answer(scope: dict[str, Any], receive: Any, send: Any) -> str:
+        return f"{scope['type']}:{scope.get('channel') or scope.get('path')}"
+
+    urls = URLRouter([path("ws/<int:n>/", answer), path("in/", URLRouter([path("x/", answer)]))])
+    router = ProtocolTypeRouter(
+        {"http": answer, "websocket": urls, "channel": ChannelNameRouter({"c": answer})}
+    )
+    assert await router({"type": "http", "path": "/"}, NO_IO, NO_IO) == "http:/"
+    assert await router({"type": "websocket", "path": "/ws/7/"}, NO_IO, NO_IO) == "websocket:/ws/7/"
+    nested = await router({"type": "websocket", "path": "/in/x/"}, NO_IO, NO_IO)
+    assert nested == "websocket:/in/x/"
+    assert await router({"type": "channel", "channel": "c"}, NO_IO, NO_IO) == "channel:c"
+
+
+async def test_extra_kwargs_of_path_reach_the_scope() -> None:
+    router = URLRouter([path("ws/<int:n>/", recorder("extra"), {"flavour": "plain"})])
+    _, scope = await route(router, "/ws/3/")
+    assert scope["url_route"]["kwargs"] == {"n": 3, "flavour": "plain"}

@@ -278,3 +278,115 @@ async def test_browser_session_cookie_when_expiring_at_browser_close(db: None) -
     morsel = set_cookies(response["headers"])["sessionid"]
     assert morsel["max-age"] == "" and morsel["expires"] == ""
     assert morsel["secure"]
+
+
+# --- behaviours matched to upstream Channels 4.3 ----------------------------------------------
+
+
+async def test_logout_sends_user_logged_out_only_when_someone_was_logged_in(db: None) -> None:
+    from django.contrib.auth.models import AnonymousUser
+    from django.contrib.auth.signals import user_logged_out
+
+    received: list[Any] = []
+
+    def receiver(sender: Any, user: Any, **kwargs: Any) -> None:
+        received.append(user)
+
+    user_logged_out.connect(receiver)
+    try:
+        for scope in ({"session": SessionStore()}, {"session": SessionStore(), "user": None}):
+            await logout(scope)
+        anonymous: dict[str, Any] = {"session": SessionStore(), "user": AnonymousUser()}
+        await logout(anonymous)
+        assert received == []
+        assert isinstance(anonymous["user"], AnonymousUser)
+
+        dave = await create_user("dave")
+        scope: dict[str, Any] = {"session": SessionStore(), "user": dave}
+        await login(scope, dave)
+        await logout(scope)
+        assert received == [dave]
+        assert isinstance(scope["user"], AnonymousUser)
+    finally:
+        user_logged_out.disconnect(receiver)
+    with pytest.raises(ValueError, match="SessionMiddleware"):
+        await logout({"user": AnonymousUser()})
+
+
+def touch_then_delete(session: Any) -> None:
+    """Modify the session, then delete its row as a concurrent logout elsewhere would."""
+    session["touched"] = True
+    SessionStore(session.session_key).delete()
+
+
+class SessionToucher(AsyncHttpConsumer):
+    """Modifies the session; the test deletes its row before the response is sent."""
+
+    channel_layer_alias = None
+
+    async def handle(self, body: bytes) -> None:
+        await database_sync_to_async(touch_then_delete)(self.scope["session"])
+        await self.send_response(200, b"ok")
+
+
+class WebsocketSessionToucher(AsyncJsonWebsocketConsumer):
+    channel_layer_alias = None
+
+    async def connect(self) -> None:
+        await database_sync_to_async(touch_then_delete)(self.scope["session"])
+        await self.accept()
+
+
+@sync_to_async
+def existing_session_key() -> str:
+    store = SessionStore()
+    store["seen"] = True
+    store.create()
+    assert store.session_key is not None
+    return store.session_key
+
+
+async def test_session_deleted_meanwhile_fails_the_response_as_upstream(db: None) -> None:
+    from django.core.exceptions import SuspiciousOperation
+
+    headers = cookie_header(sessionid=await existing_session_key())
+    communicator = HttpCommunicator(
+        SessionMiddlewareStack(SessionToucher.as_asgi()), "GET", "/", headers=headers
+    )
+    # asgiref's communicator reports the app's exception once its wait for output times out.
+    with pytest.raises(SuspiciousOperation) as failure:
+        await communicator.get_response(timeout=1)
+    assert str(failure.value) == (
+        "The request's session was deleted before the request completed. The user may have "
+        "logged out in a concurrent request, for example."
+    )
+
+
+async def test_session_deleted_meanwhile_does_not_cost_a_websocket_handshake(db: None) -> None:
+    # Upstream never saves on websocket.accept; our save there must not refuse what it accepts.
+    headers = cookie_header(sessionid=await existing_session_key())
+    comm = WebsocketCommunicator(
+        SessionMiddlewareStack(WebsocketSessionToucher.as_asgi()), "/", headers
+    )
+    assert (await comm.connect(timeout=5))[0]
+    assert comm.response_headers is not None
+    assert "sessionid" not in set_cookies(comm.response_headers)
+    await comm.disconnect()
+
+
+async def test_invalid_session_cookie_samesite_fails_as_upstream(db: None) -> None:
+    from django.test import override_settings
+
+    with override_settings(SESSION_COOKIE_SAMESITE="Sometimes"):
+        communicator = HttpCommunicator(
+            SessionMiddlewareStack(SessionWriter.as_asgi()), "POST", "/", body=b"write"
+        )
+        with pytest.raises(AssertionError) as failure:
+            await communicator.get_response(timeout=1)
+    assert str(failure.value) == "samesite must be either 'strict', 'lax' or 'none'"
+    # Disabled with False (Django's way to send no SameSite attribute): no error, no attribute.
+    with override_settings(SESSION_COOKIE_SAMESITE=False):
+        response = await HttpCommunicator(
+            SessionMiddlewareStack(SessionWriter.as_asgi()), "POST", "/", body=b"write"
+        ).get_response(timeout=5)
+    assert set_cookies(response["headers"])["sessionid"]["samesite"] == ""

@@ -155,8 +155,13 @@ def test_bad_app_path_with_workers_exits_2() -> None:
 
 
 def test_warns_about_in_memory_layer() -> None:
-    proc, _, _ = start(env={"DJANGO_SETTINGS_MODULE": "tests.server.apps.inmemory_settings"})
+    # Decided by a worker once the app has configured Django (tests/e2e covers settings from
+    # the environment and from asgi.py's setdefault); said once for all workers.
+    proc = ServerProcess(["tests.server.apps.inmemory_django:application", "--port", "0",
+                          "--workers", "2"])  # fmt: skip
     try:
+        for _ in range(2):
+            proc.wait_for(READY)
         lines = [line for line in proc.lines if "RedisChannelLayer" in line]
         assert len(lines) == 1
         assert "InMemoryChannelLayer" in lines[0]
