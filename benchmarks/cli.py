@@ -22,7 +22,7 @@ from types import FrameType
 from typing import Any
 
 from benchmarks import machine, peers, procs, redis_cluster, redis_server, report, servers, soak
-from benchmarks.loadgen import wrk
+from benchmarks.loadgen import h2load, wrk
 from benchmarks.workloads import Settings, Workload, catalog, measure
 
 RESULTS = servers.BENCH_DIR / "results"
@@ -34,7 +34,10 @@ QUICK = {
     "C": ("ours", "uvicorn-httptools", "daphne"),
     "D": ("ours", "uvicorn-httptools"),
     "E": ("ours", "uvicorn-httptools"),
+    "H": ("ours", "hypercorn", "granian"),
 }
+# The peers that serve h2c with prior knowledge (uvicorn has no HTTP/2; Daphne's needs TLS).
+H2_SERVERS = ("ours", "hypercorn", "granian")
 ALL = ("ours", *servers.PEER_NAMES)
 # Measured only when named in --servers: our server with --metrics-port on, for the metrics
 # overhead comparison (`--servers ours,ours-metrics --workloads A,C`).
@@ -87,6 +90,8 @@ def servers_for(w: Workload, args: argparse.Namespace) -> list[str]:
         names = BIG[w.id[0]]
     if args.servers:
         names = tuple(n for n in args.servers if n in ALL + OPTIONAL)
+    if w.kind == "h2":
+        names = tuple(n for n in names if n in H2_SERVERS)
     return list(names)
 
 
@@ -320,6 +325,8 @@ def run(args: argparse.Namespace) -> int:
                         redis_cluster.flush(s.cluster_urls)
                     if not wrk.available() and w.kind == "http":
                         r: dict[str, Any] = {"status": "failed", "error": "wrk not installed"}
+                    elif not h2load.available() and w.kind == "h2":
+                        r = {"status": "failed", "error": "h2load not installed"}
                     else:
                         r = measure(w, servers.SERVERS[name], s)
                     entry["results"][name] = r

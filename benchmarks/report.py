@@ -48,6 +48,8 @@ TARGETS = (
         "ours >= 10x uvicorn+Channels, 0 lost",
         zero_lost=True,
     ),
+    Target("H2", "hypercorn", 3.0, "H2: ours >= 3x Hypercorn (h2c)"),
+    Target("H2", "granian", 0.0, "H2: ours vs Granian (h2c), reported"),
     Target(
         "E", "uvicorn-httptools", 0.5, "E: ours RSS <= 0.5x uvicorn+Channels", lower_is_better=True
     ),

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import servers
-from benchmarks.loadgen import wrk
+from benchmarks.loadgen import h2load, wrk
 from benchmarks.windows import WindowPlan
 
 RAW_APP = "bench_raw:app"
@@ -59,7 +59,7 @@ class Settings:
 class Workload:
     id: str
     title: str
-    kind: str  # "http", "echo", "fanout" or "idle"
+    kind: str  # "http", "h2", "echo", "fanout" or "idle"
     app: str
     metric: str
     higher_is_better: bool = True
@@ -166,6 +166,15 @@ def catalog(s: Settings) -> list[Workload]:
     items += scale_catalog(s)
     items.append(
         Workload(
+            "H2",
+            f"H2: hello world, raw ASGI, HTTP/2 (h2c), {h2load.STREAMS} streams per connection",
+            "h2",
+            RAW_APP,
+            "req/s",
+        )
+    )
+    items.append(
+        Workload(
             "E",
             f"E: server RSS with {s.idle_clients} idle WebSocket connections",
             "idle",
@@ -237,7 +246,12 @@ def measure(w: Workload, spec: servers.ServerSpec, s: Settings) -> dict[str, Any
             django=w.django,
             workers=w.workers,
         ) as srv:
-            result = _http(srv, s, w.script) if w.kind == "http" else _ws(w, srv, s)
+            if w.kind == "http":
+                result = _http(srv, s, w.script)
+            elif w.kind == "h2":
+                result = _h2(srv, s)
+            else:
+                result = _ws(w, srv, s)
             result["stack"] = srv.info
             result["loadavg_1m_before"] = load_before
             return result
@@ -282,6 +296,47 @@ def _http(srv: servers.Running, s: Settings, script: str | None = None) -> dict[
         "loadgen_cpu_pct": _median([r.loadgen_cpu_pct for r in runs]),
         "others_on_server_core_pct": _median([r.others_on_server_core_pct for r in runs]),
         "loadgen": "wrk -t1" + (f" -s {script}" if script else ""),
+    }
+
+
+def _h2(srv: servers.Running, s: Settings) -> dict[str, Any]:
+    def once(seconds: int) -> h2load.H2loadResult:
+        return h2load.run(
+            srv.port,
+            "/",
+            seconds=seconds,
+            connections=s.wrk_connections,
+            core=s.load_core,
+            server_pid=srv.pid,
+            server_core=s.server_core,
+        )
+
+    first = once(max(1, round(s.warmup)))
+    if first.protocol != "h2c":
+        raise RuntimeError(f"h2load did not speak h2c (got {first.protocol or 'nothing'})")
+    plan = WindowPlan(s.repeats, s.extra_windows, s.max_contention)
+    runs: list[h2load.H2loadResult] = []
+    discarded: list[h2load.H2loadResult] = []
+    while plan.more():
+        r = once(s.http_seconds)
+        (runs if plan.keep(r.others_on_server_core_pct) else discarded).append(r)
+    return {
+        "discarded_windows": [
+            {"rate": r.rate, "others_on_server_core_pct": r.others_on_server_core_pct}
+            for r in discarded
+        ],
+        "status": "ok",
+        "value": _median([r.rate for r in runs]),
+        "repeats": [r.rate for r in runs],
+        "mean_ms": _median([r.mean_ms for r in runs]),
+        "max_ms": _median([r.max_ms for r in runs]),
+        "requests": sum(r.requests for r in runs),
+        "non_2xx": sum(r.non_2xx for r in runs),
+        "errors": sum(r.failed + r.errored for r in runs),
+        "server_cpu_pct": _median([r.server_cpu_pct for r in runs]),
+        "loadgen_cpu_pct": _median([r.loadgen_cpu_pct for r in runs]),
+        "others_on_server_core_pct": _median([r.others_on_server_core_pct for r in runs]),
+        "loadgen": f"h2load -t1 -m{h2load.STREAMS}",
     }
 
 

@@ -307,6 +307,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="negotiate permessage-deflate (RFC 7692)",
     )
 
+    target = p.add_argument_group("HTTP/2")
+    flag("http2", "--http2", help="serve HTTP/2: ALPN h2 on TLS, h2c with prior knowledge")
+    opt(
+        "http2_max_concurrent_streams",
+        "--http2-max-concurrent-streams",
+        help="SETTINGS_MAX_CONCURRENT_STREAMS: streams in progress per connection",
+        metavar="N",
+    )
+    opt(
+        "http2_send_timeout",
+        "--http2-send-timeout",
+        help="reset a response stream whose flow-control window stays shut this long",
+    )
+
     target = p.add_argument_group("logging")
     opt(
         "log_level",

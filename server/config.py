@@ -84,6 +84,12 @@ class Config:
     ws_connect_timeout: float = 10.0
     ws_per_message_deflate: bool = False
 
+    # HTTP/2: ALPN "h2" on TLS and cleartext h2c with prior knowledge (preface sniffed).
+    http2: bool = True
+    http2_max_concurrent_streams: int = 100
+    # A response stream whose flow-control window stays shut this long is reset.
+    http2_send_timeout: float = 30.0
+
     # Application lifecycle and runtime.
     lifespan: LifespanMode = "auto"
     ssl_certfile: str | None = None
@@ -150,6 +156,7 @@ _FLOAT_FIELDS = (
     "ws_ping_interval",
     "ws_ping_timeout",
     "ws_connect_timeout",
+    "http2_send_timeout",
 )
 
 
@@ -169,6 +176,7 @@ def _validate(c: Config) -> None:
         "timeout_request_header",
         "timeout_request_body",
         "ws_connect_timeout",
+        "http2_send_timeout",
     ):
         _positive(name, getattr(c, name))
     for name in ("timeout_graceful_shutdown", "application_close_timeout"):
@@ -182,6 +190,7 @@ def _validate(c: Config) -> None:
         "limit_request_header_size",
         "ws_max_size",
         "workers",
+        "http2_max_concurrent_streams",
     ):
         _positive(name, getattr(c, name))
     for name in ("ws_ping_interval", "ws_ping_timeout"):

@@ -148,8 +148,9 @@ def create_ssl_context(config: Config) -> ssl.SSLContext | None:
             f"{exc.strerror or exc} (wrong file or --ssl-keyfile-password?)",
             EXIT_USAGE,
         ) from None
-    # We speak HTTP/1.1 only; announcing it lets ALPN clients skip trying h2.
-    ctx.set_alpn_protocols(["http/1.1"])
+    # ALPN (RFC 7301): h2 first when enabled; the HTTP/1.1 protocol hands a connection that
+    # chose "h2" to server.protocols.h2 (see HttpProtocol.connection_made).
+    ctx.set_alpn_protocols(["h2", "http/1.1"] if config.http2 else ["http/1.1"])
     return ctx
 
 

@@ -23,6 +23,7 @@ from server.config import Config
 from server.protocols.common import ConnectionTimer, default_headers, log_access, start_task
 from server.protocols.common import server_line as _server_line
 from server.protocols.flow import FlowControl
+from server.protocols.h2 import alpn_is_h2, take_over
 from server.sansio.http11 import (
     NEED_DATA,
     PAUSED,
@@ -290,6 +291,7 @@ class HttpProtocol(asyncio.Protocol):
         self._cycle_waiting = False
         self._shutdown = False
         self._head_bytes = False
+        self._sniff_h2c = False
         self._timer = ConnectionTimer(self.loop)
         self._timer_kind = _NO_TIMER
         self._access = AccessLog(config.access_log)
@@ -313,6 +315,14 @@ class HttpProtocol(asyncio.Protocol):
             forwarded_allow_ips=config.forwarded_allow_ips,
         )
         self.state.add_connection(self)
+        if config.http2:
+            # HTTP/2 hook: TLS that chose "h2" by ALPN is handed over now; cleartext
+            # connections are sniffed for the h2c preface in the first data_received.
+            if not self.info.secure:
+                self._sniff_h2c = True
+            elif alpn_is_h2(transport):
+                take_over(self, transport, b"")
+                return
         # Accepted while the server is stopping: serve at most one response, then close.
         self._shutdown = self.state.shutting_down
         # Slow-loris guard: the first request head must arrive within timeout_request_header.
@@ -321,6 +331,11 @@ class HttpProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
+        if self._sniff_h2c:
+            self._sniff_h2c = False
+            if data[:3] == b"PRI":  # RFC 9113 section 3.4: the preface starts "PRI * HTTP/2.0"
+                take_over(self, self.transport, data)
+                return
         self.parser.receive_data(data)
         self._process()
         if self.cycle is None and not self.closed and self.parser.buffered:

@@ -73,6 +73,47 @@ async def _http_request_cycle() -> Feed:
     return Feed(receive, produce, lambda m: m["body"].decode(), cleanup=[close])
 
 
+async def _h2_stream() -> Feed:
+    """An HTTP/2 request stream's ``receive``: body DATA frames from an h2 client."""
+    import h2.config
+    import h2.connection
+
+    from server.protocols.h2 import H2Protocol
+
+    loop = asyncio.get_running_loop()
+    got: asyncio.Future[Any] = loop.create_future()
+    done = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        got.set_result(receive)
+        await done.wait()
+
+    config = Config(app=app, date_header=False, server_header=False)
+    state = ServerState()
+    proto = H2Protocol(config, app, state, loop)
+    proto.connection_made(FakeTransport(proto))
+    client = h2.connection.H2Connection(
+        h2.config.H2Configuration(client_side=True, header_encoding=None)
+    )
+    client.initiate_connection()
+    fields = [(b":method", b"POST"), (b":path", b"/"), (b":scheme", b"http"), (b":authority", b"t")]
+    client.send_headers(1, fields)
+    proto.data_received(client.data_to_send())
+    receive = await asyncio.wait_for(got, WAIT)
+
+    async def produce(i: int) -> None:
+        client.send_data(1, str(i).encode() + b",")
+        proto.data_received(client.data_to_send())
+
+    async def close() -> None:
+        done.set()
+        proto.connection_lost(None)
+        while state.tasks:
+            await asyncio.wait(list(state.tasks))
+
+    return Feed(receive, produce, lambda m: m["body"].decode(), cleanup=[close])
+
+
 async def _websocket_receive() -> Feed:
     receive = WebSocketReceive(asyncio.get_running_loop(), lambda: None)
 
@@ -120,6 +161,7 @@ async def _layer_feed(layer: Any) -> Feed:
 
 IMPLEMENTATIONS = [
     "http-request-cycle",
+    "h2-stream",
     "websocket-receive",
     "worker-inbox",
     "pumped-source",
@@ -137,6 +179,8 @@ async def feed(request: pytest.FixtureRequest) -> AsyncIterator[Feed]:
     kind = request.param
     if kind == "http-request-cycle":
         made = await _http_request_cycle()
+    elif kind == "h2-stream":
+        made = await _h2_stream()
     elif kind == "websocket-receive":
         made = await _websocket_receive()
     elif kind == "worker-inbox":

@@ -1,0 +1,121 @@
+"""Run ``h2load`` (nghttp2's HTTP/2 load generator, written in C) and parse its report.
+
+HTTP/2 over cleartext with prior knowledge (h2c): every server under test gets the same bytes,
+with no TLS cost in the figure.  ``-m`` streams in flight per connection.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+
+from benchmarks import procs, proctree
+
+# Streams in flight per connection (h2load -m): what browsers do with a page's resources.
+STREAMS = 10
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+@dataclass
+class H2loadResult:
+    requests: int
+    rate: float
+    mean_ms: float
+    max_ms: float
+    failed: int
+    errored: int
+    non_2xx: int
+    protocol: str
+    loadgen_cpu_pct: float
+    server_cpu_pct: float
+    others_on_server_core_pct: float
+    wall_s: float
+
+
+def _ms(text: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    if m is None:
+        raise ValueError(f"unexpected h2load time {text!r}")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def parse(output: str) -> tuple[int, float, float, float, int, int, int, str]:
+    """(succeeded, req/s, mean ms, max ms, failed, errored, non-2xx, protocol) from h2load."""
+    finished = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", output)
+    counts = re.search(
+        r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, "
+        r"(\d+) errored",
+        output,
+    )
+    if finished is None or counts is None:
+        raise ValueError("h2load printed no result:\n" + output[-500:])
+    codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", output)
+    times = re.search(r"time for request:\s+(\S+)\s+(\S+)\s+(\S+)", output)
+    protocol = re.search(r"Application protocol: (\S+)", output)
+    return (
+        int(counts.group(1)),
+        float(finished.group(1)),
+        _ms(times.group(3)) if times else float("nan"),
+        _ms(times.group(2)) if times else float("nan"),
+        int(counts.group(2)),
+        int(counts.group(3)),
+        sum(int(g) for g in codes.groups()[1:]) if codes else 0,
+        protocol.group(1) if protocol else "",
+    )
+
+
+def available() -> bool:
+    return shutil.which("h2load") is not None
+
+
+def run(
+    port: int,
+    path: str,
+    *,
+    seconds: int,
+    connections: int,
+    core: int | None,
+    server_pid: int,
+    server_core: int | None,
+) -> H2loadResult:
+    """One fixed-length h2load run (one thread) against 127.0.0.1:port over h2c."""
+    url = f"http://127.0.0.1:{port}{path}"
+    cpu0 = procs.cpu_of_children()
+    srv0 = proctree.cpu_seconds(server_pid)
+    core0 = proctree.core_busy_seconds(server_core) if server_core is not None else 0.0
+    t0 = time.perf_counter()
+    done = subprocess.run(
+        ["h2load", "-t1", f"-c{connections}", f"-m{STREAMS}", f"-D{max(1, seconds)}", url],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 30,
+        check=False,
+        preexec_fn=procs.pinned(core),
+    )
+    wall = time.perf_counter() - t0
+    srv = proctree.cpu_seconds(server_pid) - srv0
+    others = float("nan")
+    if server_core is not None:
+        busy = proctree.core_busy_seconds(server_core) - core0
+        others = max(0.0, 100.0 * (busy - srv) / wall)
+    if done.returncode != 0:
+        raise RuntimeError(f"h2load failed ({done.returncode}): {done.stderr.strip()[-300:]}")
+    requests, rate, mean, worst, failed, errored, non2xx, protocol = parse(done.stdout)
+    return H2loadResult(
+        requests=requests,
+        rate=rate,
+        mean_ms=mean,
+        max_ms=worst,
+        failed=failed,
+        errored=errored,
+        non_2xx=non2xx,
+        protocol=protocol,
+        loadgen_cpu_pct=100.0 * (procs.cpu_of_children() - cpu0) / wall,
+        server_cpu_pct=100.0 * srv / wall,
+        others_on_server_core_pct=others,
+        wall_s=wall,
+    )
