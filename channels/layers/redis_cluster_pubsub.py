@@ -69,6 +69,10 @@ class _Link:
         # and two commands racing there would each open one (the first one's confirmation
         # then arrives on a connection nobody reads).
         self.lock = asyncio.Lock()
+        # Our own SUNSUBSCRIBEs not yet answered, per topic: their replies are not the node
+        # dropping us (a topic unsubscribed and at once subscribed again, as a group whose
+        # last member left and a new one joined, must not be taken for a moved slot).
+        self.leaving: dict[str, int] = {}
 
     async def close(self) -> None:
         self.dead = True
@@ -141,9 +145,20 @@ class ShardedSubscriber:
         self.left.pop(topic, None)
         link = self._forget(topic)
         if link is not None and not link.dead:
-            with contextlib.suppress(*LINK_ERRORS, TimeoutError):
+            link.leaving[topic] = link.leaving.get(topic, 0) + 1
+            try:
                 async with asyncio.timeout(self.timeout), link.lock:
                     await link.pubsub.sunsubscribe(topic)
+            except (*LINK_ERRORS, TimeoutError):
+                self._answered(link, topic)  # no reply will come
+
+    @staticmethod
+    def _answered(link: _Link, topic: str) -> None:
+        left = link.leaving.get(topic, 0) - 1
+        if left > 0:
+            link.leaving[topic] = left
+        else:
+            link.leaving.pop(topic, None)
 
     def _forget(self, topic: str) -> _Link | None:
         link = self.owner.pop(topic, None)
@@ -195,6 +210,8 @@ class ShardedSubscriber:
                 fut = self.confirmed.get(topic)
                 if fut is not None and not fut.done():
                     fut.set_result(None)
+            elif kind == "sunsubscribe" and link.leaving.get(topic):
+                self._answered(link, topic)
             elif kind == "sunsubscribe" and self.owner.get(topic) is link:
                 # Not asked for: the node gave the slot away (a coordinated failover demoted
                 # it, or the slot was migrated); Redis 7 tells shard subscribers so.

@@ -136,6 +136,29 @@ async def test_concurrent_subscriptions_on_a_fresh_pubsub_layer(
         await layer.close()
 
 
+@pytest.mark.redis
+async def test_group_left_and_joined_again_stays_subscribed(
+    shared_redis_cluster: RedisCluster,
+) -> None:
+    """The last member leaves (SUNSUBSCRIBE) and a new one joins at once (SSUBSCRIBE): the
+    reply to our own unsubscribe must not be taken for the node dropping the channel."""
+    layer = RedisPubSubChannelLayer(hosts=cluster_hosts(shared_redis_cluster), prefix="again")
+    try:
+        for round_ in range(5):
+            first, second = await layer.new_channel(), await layer.new_channel()
+            await layer.group_add("again", first)
+            await layer.group_discard("again", first)
+            await layer.group_add("again", second)
+            await layer.group_send("again", {"n": round_})
+            async with asyncio.timeout(5):
+                assert await layer.receive(second) == {"n": round_}
+            await layer.group_discard("again", second)
+        assert layer.topology.events == 0  # nothing was mistaken for a topology change
+    finally:
+        await layer.flush()
+        await layer.close()
+
+
 # ---------------------------------------------------------------- failover
 async def _list_layer_survives(
     cluster: RedisCluster, kill: bool, caplog: pytest.LogCaptureFixture
