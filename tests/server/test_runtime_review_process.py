@@ -23,7 +23,7 @@ from tests.server.apps.proc import ServerProcess
 pytestmark = pytest.mark.slow
 
 BASIC = "tests.server.apps.basic:app"
-WS = "tests.server.apps.review:echo_ws"
+WS = "tests.server.apps.misbehaving:echo_ws"
 READY = r"Worker \[(\d+)\] ready"
 
 
@@ -82,7 +82,7 @@ def test_zero_graceful_timeout_still_runs_lifespan_shutdown() -> None:
 
 
 def test_sigterm_while_startup_never_answers() -> None:
-    proc = ServerProcess(["tests.server.apps.review:never_starts", "--port", "0"])
+    proc = ServerProcess(["tests.server.apps.misbehaving:never_starts", "--port", "0"])
     try:
         proc.wait_for("STARTUP BEGAN")
         proc.signal(signal.SIGTERM)
@@ -253,7 +253,7 @@ def test_double_sigint_on_the_supervisor_is_quiet_and_non_zero(pipe: tuple[int, 
 def test_second_signal_during_a_hanging_lifespan_shutdown_forces_exit() -> None:
     proc = ServerProcess(
         [
-            "tests.server.apps.review:shutdown_hangs",
+            "tests.server.apps.misbehaving:shutdown_hangs",
             "--port",
             "0",
             "--timeout-graceful-shutdown",
@@ -308,7 +308,13 @@ def test_sigint_while_importing_the_app_is_quiet(tmp_path: object) -> None:
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_failed_lifespan_shutdown_is_a_non_zero_exit(workers: int) -> None:
-    args = ["tests.server.apps.review:shutdown_fails", "--port", "0", "--workers", str(workers)]
+    args = [
+        "tests.server.apps.misbehaving:shutdown_fails",
+        "--port",
+        "0",
+        "--workers",
+        str(workers),
+    ]
     proc = ServerProcess(args)
     try:
         proc.wait_for("Supervisor listening" if workers > 1 else "Listening on")
@@ -435,7 +441,9 @@ def test_limit_max_requests_is_not_overshot_by_a_busy_worker() -> None:
 
 
 def test_sigkill_of_the_supervisor_during_worker_startup_leaves_no_workers() -> None:
-    proc = ServerProcess(["tests.server.apps.review:never_starts", "--port", "0", "--workers", "2"])
+    proc = ServerProcess(
+        ["tests.server.apps.misbehaving:never_starts", "--port", "0", "--workers", "2"]
+    )
     workers: set[int] = set()
     try:
         # The two kinds of lines interleave in any order: count both as they come.

@@ -1,4 +1,6 @@
-"""Apps for the adversarial runtime review tests (``tests/server/test_runtime_review_*``)."""
+"""Apps that misbehave at the edges of the runtime: lifespan startup that never answers or
+shutdown that hangs or fails, app factories and call signatures the loader must refuse or
+accept, and a WebSocket echo that reports which worker answered."""
 
 from __future__ import annotations
 
