@@ -30,16 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from server.config import Config
-from server.runtime import (
-    EXIT_OK,
-    EXIT_RUNTIME,
-    EXIT_USAGE,
-    StartupError,
-    bind_sockets,
-    describe_address,
-    lifespan_shutdown_timeout,
-    report_error,
-)
+from server.errors import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, StartupError, report_error
+from server.runtime import lifespan_shutdown_timeout
+from server.sockets import bind_sockets, describe_address
 
 logger = logging.getLogger("server.error")
 

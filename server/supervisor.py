@@ -52,18 +52,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from server.config import Config
+from server.errors import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, StartupError, report_error
 from server.metrics import MetricsUnavailable, require_prometheus_client
 from server.metrics.multiprocess import MultiprocessDir
-from server.runtime import (
-    EXIT_OK,
-    EXIT_RUNTIME,
-    EXIT_USAGE,
-    Server,
-    StartupError,
-    lifespan_shutdown_timeout,
-    report_error,
-    run_single,
-)
+from server.runtime import Server, lifespan_shutdown_timeout, run_single
 
 logger = logging.getLogger("server.error")
 
@@ -168,13 +160,13 @@ class Supervisor:
 
     # --- parent loop ----------------------------------------------------------------------------
     def _bind(self) -> None:
-        from server.runtime import bind_sockets, describe_address
+        from server.sockets import bind_sockets, describe_address
 
         self.sockets = bind_sockets(self.config)
         for sock in self.sockets:
             logger.info("Supervisor listening on %s", describe_address(sock, self.config.is_ssl))
         if self.config.metrics_port is not None:
-            from server.runtime import bind_metrics_socket
+            from server.sockets import bind_metrics_socket
 
             # Shared like the main socket: any worker answers a scrape with every worker's
             # values (merged from the multiprocess files).

@@ -2,10 +2,9 @@
 
 We serialize responses ourselves instead of going through h11's ``send``: h11 re-validates and
 rebuilds every ``Response`` event (``_clean_up_response_headers_for_sending``), which is wasted
-work for headers we already checked.  Measured on this machine (Python 3.11, 4 app headers +
-Date/Server, 12-byte body, timeit x20000): h11 ``send(Response)`` + ``send(Data)`` +
-``send(EndOfMessage)`` 21.4 us per response, versus 6.0 us for ``ResponseState.start`` +
-``body`` (validation included).  h11 is still used for parsing requests.
+work for headers we already checked; our path, validation included, takes a fraction of h11's
+time per response (figures: benchmarks/micro/RESULTS.md, "Response serialisation and write
+coalescing").  h11 is still used for parsing requests.
 
 Nothing here touches asyncio or the clock; the protocol passes the current Date line in.
 """
@@ -20,10 +19,9 @@ from typing import Protocol
 CRLF = b"\r\n"
 LAST_CHUNK = b"0\r\n\r\n"
 # Up to this total size the parts are joined into one buffer; beyond it they go to
-# ``writelines`` (one writev on uvloop, no copy of the payload).  Measured per write call on a
-# socketpair, head + body: uvloop join/writelines 1.6/1.5 us at 1 KiB, 2.2/2.3 us at 16 KiB,
-# 4.8/4.2 us at 64 KiB, 17.0/13.0 us at 256 KiB; asyncio (3.11 joins inside writelines) is
-# even.  Below ~16 KiB it makes no difference, above it avoiding the copy wins.
+# ``writelines`` (one writev on uvloop, no copy of the payload).  Measured per write call: below
+# ~16 KiB joining and writelines cost the same, above it avoiding the copy wins (figures:
+# benchmarks/micro/RESULTS.md, "Response serialisation and write coalescing").
 JOIN_LIMIT = 16 * 1024
 
 

@@ -87,7 +87,7 @@ class MetricsService:
         """Start the lag monitor, the mirror timer and the ``--metrics-port`` listener
         (on ``sockets`` when the supervisor bound it, else bound here)."""
         from server.protocols.http import HttpProtocol
-        from server.runtime import bind_metrics_socket, describe_address
+        from server.sockets import bind_metrics_socket, describe_address
 
         self._loop = loop
         self._lag = LoopLagMonitor(loop, self.recorder)

@@ -22,11 +22,11 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.server.apps.proc import ServerProcess
 from tests.support.load import HttpLoad
+from tests.support.processes import READY, address, start_workers
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
 APP = "tests.server.apps.pid_echo:app"
-READY = r"Worker \[(\d+)\] ready"
 
 
 async def wait_for(
@@ -39,11 +39,11 @@ async def wait_for(
 @contextlib.asynccontextmanager
 async def supervisor(*extra: str) -> AsyncIterator[tuple[ServerProcess, int, set[int]]]:
     """``--workers 2`` on a free port; yields the process, the port and the worker pids."""
-    proc = ServerProcess([APP, "--port", "0", "--workers", "2", "--no-access-log", *extra])
+    proc, base, ready = await asyncio.to_thread(
+        start_workers, APP, "--port", "0", "--no-access-log", *extra
+    )
     try:
-        m = await wait_for(proc, r"Supervisor listening on http://127\.0\.0\.1:(\d+)")
-        ready = {int((await wait_for(proc, READY)).group(1)) for _ in range(2)}
-        yield proc, int(m.group(1)), ready
+        yield proc, address(base)[1], ready
         proc.signal(signal.SIGTERM)
         assert await asyncio.to_thread(proc.wait_exit, 30) == 0, proc.output
     finally:

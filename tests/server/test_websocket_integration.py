@@ -20,6 +20,7 @@ from wsproto.events import CloseConnection, Ping, TextMessage
 from server.protocols.websocket import WebSocketProtocol
 from server.types import Message, Receive, Scope, Send
 from tests.support.live import LiveServer, serve
+from tests.support.polling import eventually
 
 
 class Recorder:
@@ -362,10 +363,8 @@ async def test_send_backpressure_with_a_client_that_does_not_read() -> None:
             (proto,) = [c for c in srv.state.connections if isinstance(c, WebSocketProtocol)]
             assert proto.flow is not None and proto.transport is not None
             # Wait (bounded) until the app is parked in send() waiting for the drain.
-            for _ in range(500):
-                if proto.flow._drain_waiter is not None:
-                    break
-                await asyncio.sleep(0.01)
+            flow = proto.flow
+            await eventually(lambda: flow._drain_waiter is not None, 5.0, "send never blocked")
             assert proto.flow._drain_waiter is not None, "send never blocked"
             assert len(progress) < total
             # Memory stays bounded: what sits in our buffer is about one message, not 16 MiB.

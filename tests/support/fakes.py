@@ -25,6 +25,7 @@ class FakeTransport(asyncio.Transport):
         self.protocol = protocol
         self.writes: list[bytes] = []
         self.closed = False
+        self.closed_event = asyncio.Event()  # set with ``closed``: tests await it, never poll
         self.aborted = False
         self.reading = True
         self.write_limit_hit = False
@@ -49,6 +50,7 @@ class FakeTransport(asyncio.Transport):
     def close(self) -> None:
         if not self.closed:
             self.closed = True
+            self.closed_event.set()
             if self.protocol is not None:
                 asyncio.get_running_loop().call_soon(self.protocol.connection_lost, None)
 
@@ -104,6 +106,7 @@ class FakeTransport(asyncio.Transport):
     def peer_closed(self) -> None:
         """The client went away."""
         self.closed = True
+        self.closed_event.set()
         assert self.protocol is not None
         self.protocol.connection_lost(None)
 

@@ -425,11 +425,10 @@ async def test_keep_alive_timeout_closes_idle_connection() -> None:
 
 
 async def until_closed(t: FakeTransport, limit: float = 2.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + limit
-    while not t.closed:
-        assert loop.time() < end, "transport never closed"
-        await asyncio.sleep(0.005)
+    try:
+        await asyncio.wait_for(t.closed_event.wait(), limit)
+    except TimeoutError:
+        raise AssertionError("transport never closed") from None
 
 
 async def test_request_header_timeout_sends_408() -> None:

@@ -22,6 +22,7 @@ from wsproto.events import BytesMessage, CloseConnection, Pong, TextMessage
 from server.protocols.websocket import MAX_PENDING_MESSAGES, WebSocketProtocol
 from server.types import Message, Receive, Scope, Send
 from tests.support.live import LiveServer, serve
+from tests.support.polling import eventually
 from tests.support.ws import (
     Echo,
     close_writer,
@@ -250,10 +251,8 @@ async def test_flood_while_app_not_receiving_is_bounded_then_delivered_in_order(
         sender = asyncio.ensure_future(send_all(ws))
         (proto,) = [c for c in srv.state.connections if isinstance(c, WebSocketProtocol)]
         assert proto.flow is not None
-        for _ in range(500):
-            if proto.flow.read_paused:
-                break
-            await asyncio.sleep(0.01)
+        flow = proto.flow
+        await eventually(lambda: flow.read_paused, 5.0, "reading never paused")
         assert proto.flow.read_paused, "reading never paused"
         assert proto.receive.pending <= MAX_PENDING_MESSAGES
         proceed.set()
@@ -363,10 +362,7 @@ async def test_many_connections_open_and_close_leave_nothing_behind(
         for _ in range(3):
             await asyncio.gather(*[one(i) for i in range(40)])
         await asyncio.wait_for(srv.state.wait_idle(), 10)
-        for _ in range(200):
-            if not srv.state.tasks:
-                break
-            await asyncio.sleep(0.01)
+        await eventually(lambda: not srv.state.tasks, 2.0, "tasks left running")
         assert not srv.state.connections
         assert not srv.state.tasks
     assert len(protos) == 120
@@ -562,10 +558,7 @@ async def test_tiny_fragments_do_not_multiply_memory(opcode: int) -> None:
         conn = proto.conn
         assert conn is not None
         writer.write(frame(opcode, b"a") + frame(0x00, b"b") * (n - 1))
-        for _ in range(1000):
-            if conn._msg_size >= n:
-                break
-            await asyncio.sleep(0.01)
+        await eventually(lambda: conn._msg_size >= n, 10.0, "fragments never all read")
         assert conn._msg_size == n
         assert len(conn._msg_parts) <= n // 100, len(conn._msg_parts)
         writer.write(frame(0x80, b"c"))

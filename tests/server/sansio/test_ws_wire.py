@@ -4,69 +4,21 @@ fan-out cache, and the declared length of incoming frames."""
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from wsproto.events import BytesMessage
 
-from server.sansio.ws_errors import ASGIWebSocketError
 from server.sansio.ws_frames import (
-    State,
     encode_data_frame,
 )
 from server.sansio.ws_wire import JOIN_LIMIT, FrameLengths
 from tests.support.ws_sansio import (
     client,
-    connecting,
     frame_bytes,
     masked_frame,
-    opened,
 )
-
-
-@pytest.mark.parametrize(
-    "message",
-    [
-        {"type": "websocket.accept", "subprotocol": "nope"},
-        {"type": "websocket.accept", "headers": [(b"sec-websocket-protocol", b"chat")]},
-        {"type": "websocket.accept", "headers": [(b"bad header", b"x")]},
-        {"type": "websocket.accept", "headers": [(b"x", b"a\r\nb")]},
-        {"type": "websocket.accept", "headers": [("x", "y")]},
-        {"type": "websocket.send", "text": "early"},
-        {"type": "websocket.http.response.body", "body": b""},
-        {"type": "websocket.bogus"},
-        {"no": "type"},
-    ],
-)
-def test_illegal_messages_before_accept(message: dict[str, Any]) -> None:
-    conn = connecting(["chat"])
-    with pytest.raises(ASGIWebSocketError):
-        conn.app_message(message)
-    assert conn.state is State.CONNECTING
-
-
-@pytest.mark.parametrize(
-    "message",
-    [
-        {"type": "websocket.send"},
-        {"type": "websocket.send", "text": "a", "bytes": b"b"},
-        {"type": "websocket.send", "text": b"bytes-as-text"},
-        {"type": "websocket.send", "bytes": "text-as-bytes"},
-        {"type": "websocket.accept"},
-        {"type": "websocket.close", "code": 1006},
-        {"type": "websocket.close", "code": 999},
-        {"type": "websocket.close", "code": "1000"},
-        {"type": "websocket.close", "reason": 5},
-        {"type": "websocket.http.response.start", "status": 403},
-    ],
-)
-def test_illegal_messages_when_open(message: dict[str, Any]) -> None:
-    conn = opened()
-    with pytest.raises(ASGIWebSocketError):
-        conn.app_message(message)
-    assert conn.state is State.OPEN
 
 
 @pytest.mark.parametrize("n", [0, 1, 125, 126, 65535, 65536, 70000])

@@ -1,4 +1,4 @@
-"""Drop-in review: every documented channels_redis ``CONFIG`` form against a real redis-server.
+"""Every documented channels_redis ``CONFIG`` form against a real redis-server.
 
 Settings written for channels_redis (``hosts`` as tuples, URLs, ``unix://`` paths, dicts with
 ``address`` plus client options, ``symmetric_encryption_keys`` lists, ``channel_capacity``

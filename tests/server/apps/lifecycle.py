@@ -1,6 +1,5 @@
-"""Apps that misbehave at the edges of the runtime: lifespan startup that never answers or
-shutdown that hangs or fails, app factories and call signatures the loader must refuse or
-accept, and a WebSocket echo that reports which worker answered."""
+"""Apps with unusual lifecycles: startup that never answers, shutdown that hangs or fails,
+non-ASGI-3 signatures, and a WebSocket echo that reports its worker pid."""
 
 from __future__ import annotations
 

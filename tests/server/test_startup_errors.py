@@ -1,6 +1,8 @@
-"""Review regressions: fatal errors and option values an operator can get wrong.
+"""Startup errors an operator can make: option values, env var names, app paths and app
+signatures, a lifespan startup that never answers.
 
-Each must end in one ``channels-server: error:`` line and the documented exit code.
+Each must end in one ``channels-server: error:`` line and the documented exit code
+(``test_cli_errors.py`` covers the other fatal paths of the CLI, as slow subprocess tests).
 """
 
 from __future__ import annotations
@@ -37,10 +39,10 @@ def test_missing_app_dir_is_an_import_error(tmp_path: object) -> None:
 
 
 def test_async_function_taking_only_scope_is_refused() -> None:
-    from tests.server.apps import misbehaving
+    from tests.server.apps import lifecycle
 
     with pytest.raises(AppImportError, match="neither"):
-        load_app(misbehaving.one_argument)
+        load_app(lifecycle.one_argument)
 
 
 def test_env_typo_suggests_the_right_name(capsys: pytest.CaptureFixture[str]) -> None:
@@ -77,13 +79,13 @@ def test_lifespan_on_without_lifespan_support_is_one_line() -> None:
 
 def test_async_factory_is_refused_clearly() -> None:
     with pytest.raises(AppImportError, match="async function"):
-        load_app("tests.server.apps.misbehaving:async_factory", factory=True)
+        load_app("tests.server.apps.lifecycle:async_factory", factory=True)
 
 
 async def test_awaitable_class_is_asgi3() -> None:
-    from tests.server.apps import misbehaving
+    from tests.server.apps import lifecycle
 
-    app = load_app(misbehaving.AwaitableApp)
+    app = load_app(lifecycle.AwaitableApp)
     sent: list[Message] = []
 
     async def receive() -> Message:
@@ -103,10 +105,10 @@ async def test_startup_that_never_answers_is_reported(
 
     from server import lifespan as lifespan_module
     from server.state import ServerState
-    from tests.server.apps import misbehaving
+    from tests.server.apps import lifecycle
 
     monkeypatch.setattr(lifespan_module, "STARTUP_WARN_INTERVAL", 0.05)
-    lifespan = lifespan_module.Lifespan(Config(), misbehaving.never_starts, ServerState())
+    lifespan = lifespan_module.Lifespan(Config(), lifecycle.never_starts, ServerState())
     startup = asyncio.ensure_future(lifespan.startup())
     with caplog.at_level("WARNING", logger="server.error"):
         while not any("Still waiting for application startup" in r.message for r in caplog.records):
