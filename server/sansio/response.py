@@ -35,9 +35,9 @@ def _bad_field(name: bytes, value: bytes) -> bool:
 
 
 # Validated response header lines, by (name, value) pair.  Applications answer with the same
-# constant header tuples over and over (content-type, security headers); checking and joining
-# one costs ~0.6 us, a dict hit ~0.1 us (benchmarks/micro/response.py, start + body: 2 headers
-# 2.33 -> 1.04 us, 6 headers 4.99 -> 1.22 us).  Keys are exact bytes tuples, so a hit is the same
+# constant header tuples over and over (content-type, security headers); a dict hit costs a
+# fraction of checking and joining a line again (benchmarks/micro/RESULTS.md, "Response header
+# line cache"; benchmarks/micro/response.py).  Keys are exact bytes tuples, so a hit is the same
 # input as before; the table is emptied when full so varying values cannot grow it unbounded.
 _PLAIN, _LENGTH_FIELD, _DATE_FIELD, _SERVER_FIELD = 0, 1, 2, 3
 _FIELD_LINES: dict[tuple[bytes, bytes], tuple[bytes, int]] = {}
