@@ -21,7 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from benchmarks import machine, peers, procs, redis_server, report, servers, soak
+from benchmarks import machine, peers, procs, redis_cluster, redis_server, report, servers, soak
 from benchmarks.loadgen import h2load, wrk
 from benchmarks.workloads import Settings, Workload, catalog, measure
 
@@ -72,6 +72,7 @@ def settings_for(args: argparse.Namespace, log_dir: Path) -> Settings:
     elif args.mode == "smoke":
         s.warmup, s.duration, s.repeats, s.fanout_sizes, s.idle_clients = 0.3, 1.0, 2, (50,), 100
         s.echo_clients, s.round_deliveries, s.latency_rounds, s.extra_windows = 10, 500, 3, 0
+        s.scale_workers = (2,)
     for name in ("warmup", "duration", "repeats", "extra_windows", "max_contention"):
         value = getattr(args, name)
         if value is not None:
@@ -81,6 +82,8 @@ def settings_for(args: argparse.Namespace, log_dir: Path) -> Settings:
 
 def servers_for(w: Workload, args: argparse.Namespace) -> list[str]:
     if w.servers:
+        if args.servers and w.id.startswith("D-scale"):
+            return [n for n in w.servers if n in args.servers]
         return list(w.servers)
     names = QUICK[w.id[0]] if args.mode == "quick" else ALL
     if args.mode == "full" and w.clients >= 2000:
@@ -225,6 +228,15 @@ def _maybe_redis(args: argparse.Namespace, s: Settings) -> Iterator[None]:
             s.redis_url = stack.enter_context(redis_server.running(s.log_dir, s.server_core))
         except (RuntimeError, OSError) as exc:
             print(f"redis-server did not start ({exc}): skipping the Redis workloads", flush=True)
+        cluster_ids = [f"D-scale-cluster-w{n}" for n in s.scale_workers]
+        wanted = any(_selected(Workload(i, "", "", "", ""), args.workloads) for i in cluster_ids)
+        if wanted and redis_cluster.available():
+            try:
+                s.cluster_urls = stack.enter_context(
+                    redis_cluster.running(s.log_dir, s.server_core)
+                )
+            except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+                print(f"Redis Cluster did not start ({exc}): skipping D-scale-cluster", flush=True)
         yield
 
 
@@ -309,6 +321,8 @@ def run(args: argparse.Namespace) -> int:
                 for name in names:
                     if w.layer == "redis" and s.redis_url:
                         redis_server.flush(s.redis_url)
+                    if w.layer == "cluster" and s.cluster_urls:
+                        redis_cluster.flush(s.cluster_urls)
                     if not wrk.available() and w.kind == "http":
                         r: dict[str, Any] = {"status": "failed", "error": "wrk not installed"}
                     elif not h2load.available() and w.kind == "h2":

@@ -81,6 +81,15 @@ def free_port() -> int:
         return port
 
 
+def port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def wait_listening(proc: subprocess.Popen[bytes], port: int, timeout: float) -> None:
     """Return once 127.0.0.1:port accepts a TCP connection; raise if the child died first.
 

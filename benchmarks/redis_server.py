@@ -17,10 +17,11 @@ def available() -> bool:
     return shutil.which("redis-server") is not None
 
 
-def _command(port: int, command: bytes) -> bytes:
+def command(port: int, request: bytes, size: int = 64) -> bytes:
+    """One raw RESP command; the first ``size`` bytes of the reply."""
     with socket.create_connection(("127.0.0.1", port), timeout=2.0) as s:
-        s.sendall(command)
-        return s.recv(64)
+        s.sendall(request)
+        return s.recv(size)
 
 
 @contextmanager
@@ -48,7 +49,7 @@ def running(log_dir: Path, core: int | None) -> Iterator[str]:
         procs.wait_listening(proc, port, 10.0)
         deadline = time.monotonic() + 10.0
         # Listening is not ready: redis answers -LOADING until the (empty) dataset is loaded.
-        while _command(port, b"PING\r\n") != b"+PONG\r\n":
+        while command(port, b"PING\r\n") != b"+PONG\r\n":
             if time.monotonic() > deadline:
                 raise RuntimeError("redis-server did not answer PING")
             time.sleep(0.05)
@@ -59,4 +60,4 @@ def running(log_dir: Path, core: int | None) -> Iterator[str]:
 
 def flush(url: str) -> None:
     port = int(url.rsplit(":", 1)[1].split("/")[0])
-    _command(port, b"FLUSHALL\r\n")
+    command(port, b"FLUSHALL\r\n")

@@ -35,12 +35,34 @@ TARGETS = (
     Target("C", "uvicorn-httptools", 1.5, "C: ours >= 1.5x uvicorn"),
     Target("C", "daphne", 2.5, "C: ours >= 2.5x Daphne"),
     Target(
-        "D-*", "uvicorn-httptools", 10.0, "ours >= 10x uvicorn+Channels, 0 lost", zero_lost=True
+        "D-memory-*",
+        "uvicorn-httptools",
+        10.0,
+        "ours >= 10x uvicorn+Channels, 0 lost",
+        zero_lost=True,
+    ),
+    Target(
+        "D-redis-*",
+        "uvicorn-httptools",
+        10.0,
+        "ours >= 10x uvicorn+Channels, 0 lost",
+        zero_lost=True,
     ),
     Target("H2", "hypercorn", 3.0, "H2: ours >= 3x Hypercorn (h2c)"),
     Target("H2", "granian", 0.0, "H2: ours vs Granian (h2c), reported"),
     Target(
         "E", "uvicorn-httptools", 0.5, "E: ours RSS <= 0.5x uvicorn+Channels", lower_is_better=True
+    ),
+)
+
+
+# Ours against ours: (workload, base workload, factor, text).  A missing side is N/A.
+SELF_TARGETS = (
+    (
+        "D-scale-cluster-w2",
+        "D-scale-redis-w2",
+        0.8,
+        "D-scale: Redis Cluster >= 0.8x one Redis at 2 workers, 0 lost",
     ),
 )
 
@@ -91,6 +113,17 @@ def evaluate_targets(workloads: dict[str, Any]) -> list[dict[str, Any]]:
                     ok = ok and lost == 0
                 row["status"] = "PASS" if ok else "FAIL"
             out.append(row)
+    for wid, base_id, factor, text in SELF_TARGETS:
+        ours, base = _value(workloads, wid, "ours"), _value(workloads, base_id, "ours")
+        if wid not in workloads and base_id not in workloads:
+            continue
+        row = {"workload": wid, "target": text, "peer": f"{base_id} (ours)", "required": factor,
+               "measured": None, "status": "N/A"}  # fmt: skip
+        if ours is not None and base is not None:
+            lost = [workloads[i]["results"]["ours"].get("lost") for i in (wid, base_id)]
+            row["measured"] = ours / base
+            row["status"] = "PASS" if ours / base >= factor and lost == [0, 0] else "FAIL"
+        out.append(row)
     return out
 
 

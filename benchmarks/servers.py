@@ -36,6 +36,7 @@ class ServerSpec:
     argv: Argv  # (app import string, port) -> command line
     ours: bool = False  # runs from the project interpreter with this repo's channels
     bare: bool = False  # workload F: not an ASGI server, ignores the app
+    workers_flag: str | None = None  # how to ask for N worker processes, if it can
 
 
 # Extra command-line arguments for our server (``run --ours-args``); later options win.
@@ -141,10 +142,13 @@ def _bare(app: str, port: int) -> list[str]:
 SERVERS: dict[str, ServerSpec] = {
     s.name: s
     for s in (
-        ServerSpec("ours", "channels-server (ours)", _ours, ours=True),
+        ServerSpec("ours", "channels-server (ours)", _ours, ours=True, workers_flag="--workers"),
         ServerSpec("ours-metrics", "channels-server, metrics on", _ours_metrics, ours=True),
         ServerSpec(
-            "uvicorn-httptools", "uvicorn httptools+websockets", _uvicorn("httptools", "websockets")
+            "uvicorn-httptools",
+            "uvicorn httptools+websockets",
+            _uvicorn("httptools", "websockets"),
+            workers_flag="--workers",
         ),
         ServerSpec("uvicorn-h11", "uvicorn h11+wsproto", _uvicorn("h11", "wsproto")),
         ServerSpec("daphne", "daphne + Channels", _daphne),
@@ -211,15 +215,19 @@ def running(
     env: dict[str, str] | None = None,
     django: bool = False,
     startup_timeout: float = 30.0,
+    workers: int = 1,
 ) -> Iterator[Running]:
     """Start ``spec`` serving ``app`` on a free port, check it answers, yield, always stop it."""
     port = procs.free_port()
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{tag}-{spec.name}.log"
+    argv = spec.argv(app, port)
+    if workers > 1:
+        if spec.workers_flag is None:
+            raise ValueError(f"{spec.name} is not run with several workers here")
+        argv += [spec.workers_flag, str(workers)]
     with log_path.open("wb") as log:
-        proc = procs.spawn(
-            spec.argv(app, port), cwd=APPS, env=environment(spec, env or {}), log=log, core=core
-        )
+        proc = procs.spawn(argv, cwd=APPS, env=environment(spec, env or {}), log=log, core=core)
     try:
         try:
             procs.wait_listening(proc, port, startup_timeout)

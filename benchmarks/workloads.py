@@ -42,6 +42,8 @@ class Settings:
     load_core: int | None
     log_dir: Path
     redis_url: str | None = None
+    cluster_urls: list[str] | None = None  # workload D-scale on a 3-primary Redis Cluster
+    scale_workers: tuple[int, ...] = (1, 2, 4)
     # Windows where other processes took more than this % of the server's core are redone,
     # at most extra_windows times per measurement (see windows.py).
     max_contention: float = 15.0
@@ -63,8 +65,9 @@ class Workload:
     higher_is_better: bool = True
     django: bool = False
     clients: int = 0
-    layer: str = "memory"
+    layer: str = "memory"  # "memory", "redis" or "cluster"
     burst: int = 1
+    workers: int = 1  # server worker processes (--workers); group members spread over them
     # The workload whose "ours" figure this one is compared with (F is compared with A).
     ratio_base: str | None = None
     servers: tuple[str, ...] = field(default=())
@@ -160,6 +163,7 @@ def catalog(s: Settings) -> list[Workload]:
                     burst=burst,
                 )
             )
+    items += scale_catalog(s)
     items.append(
         Workload(
             "H2",
@@ -184,6 +188,37 @@ def catalog(s: Settings) -> list[Workload]:
     return items
 
 
+def scale_catalog(s: Settings) -> list[Workload]:
+    """D-scale: one group spread over 1, 2, 4 worker processes, on one Redis and on a Redis
+    Cluster.  Upstream's channels_redis cannot use a cluster, so the peer (uvicorn with the
+    same worker counts) runs on single Redis only."""
+    n = s.fanout_sizes[0]
+    burst = max(1, min(20, s.round_deliveries // n))
+    items: list[Workload] = []
+    for layer, peers in (("redis", ("ours", "uvicorn-httptools")), ("cluster", ("ours",))):
+        if (s.redis_url if layer == "redis" else s.cluster_urls) is None:
+            continue
+        for workers in s.scale_workers:
+            where = "one Redis" if layer == "redis" else "Redis Cluster (3 primaries)"
+            items.append(
+                Workload(
+                    f"D-scale-{layer}-w{workers}",
+                    f"D-scale: group fan-out, {n} clients over {workers} worker(s), {where}, "
+                    f"bursts of {burst}",
+                    "fanout",
+                    ROUTER_APP,
+                    "deliveries/s",
+                    django=True,
+                    clients=n,
+                    layer=layer,
+                    burst=burst,
+                    workers=workers,
+                    servers=peers,
+                )
+            )
+    return items
+
+
 def _median(values: list[float]) -> float:
     clean = [v for v in values if not math.isnan(v)]
     return statistics.median(clean) if clean else float("nan")
@@ -197,9 +232,19 @@ def measure(w: Workload, spec: servers.ServerSpec, s: Settings) -> dict[str, Any
     env = {"BENCH_LAYER": w.layer}
     if w.layer == "redis" and s.redis_url:
         env["BENCH_REDIS_URL"] = s.redis_url
+    if w.layer == "cluster" and s.cluster_urls:
+        env["BENCH_LAYER"] = "redis"
+        env["BENCH_REDIS_URL"] = ",".join(s.cluster_urls)
     try:
         with servers.running(
-            spec, w.app, core=s.server_core, log_dir=s.log_dir, tag=w.id, env=env, django=w.django
+            spec,
+            w.app,
+            core=s.server_core,
+            log_dir=s.log_dir,
+            tag=w.id,
+            env=env,
+            django=w.django,
+            workers=w.workers,
         ) as srv:
             if w.kind == "http":
                 result = _http(srv, s, w.script)

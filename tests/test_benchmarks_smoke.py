@@ -205,6 +205,16 @@ def test_lost_messages_fail_the_fanout_target() -> None:
     assert target["status"] == "FAIL" and target["ours_lost"] == 3
 
 
+def test_cluster_scale_target_compares_ours_with_ours() -> None:
+    workloads = _doc({"D-scale-redis-w2": {"ours": 100.0}, "D-scale-cluster-w2": {"ours": 85.0}})
+    (target,) = report.evaluate_targets(workloads)
+    assert target["status"] == "PASS" and target["measured"] == pytest.approx(0.85)
+    workloads["D-scale-cluster-w2"]["results"]["ours"]["lost"] = 1
+    assert report.evaluate_targets(workloads)[0]["status"] == "FAIL"
+    slow = _doc({"D-scale-redis-w2": {"ours": 100.0}, "D-scale-cluster-w2": {"ours": 70.0}})
+    assert report.evaluate_targets(slow)[0]["status"] == "FAIL"
+
+
 @pytest.mark.slow
 def test_smoke_run_against_our_server(tmp_path: Path) -> None:
     if shutil.which("wrk") is None:
@@ -256,8 +266,13 @@ def test_smoke_run_against_our_server(tmp_path: Path) -> None:
     # The Channels workloads really ran this repository's channels package.
     channels_file = Path(workloads["C"]["results"]["ours"]["stack"]["channels_file"])
     assert ROOT / "channels" in channels_file.parents
-    # Every target is listed; without peers none can be decided.
-    assert doc["targets"] and all(t["status"] == "N/A" for t in doc["targets"])
+    # D-scale at 2 workers, on one Redis and on a 3-primary cluster (needs redis-cli too).
+    assert ("D-scale-redis-w2" in workloads) == (not redis)
+    cluster = not redis and shutil.which("redis-cli") is not None
+    assert ("D-scale-cluster-w2" in workloads) == cluster
+    # Every target is listed; without peers only the ours-against-ours ones can be decided.
+    assert doc["targets"]
+    assert all(t["status"] == "N/A" for t in doc["targets"] if "(ours)" not in t["peer"])
     md = (tmp_path / "latest.md").read_text()
     assert "## Targets" in md and "| channels-server (ours) |" in md
     assert "FAILED" not in md or shutil.which("h2load") is None
@@ -284,9 +299,21 @@ def test_full_mode_plan_covers_every_workload_and_bounds_the_big_runs(tmp_path: 
         "D-memory-5000",
         "D-redis-500",
         "D-redis-5000",
+        "D-scale-redis-w1",
+        "D-scale-redis-w2",
+        "D-scale-redis-w4",
         "H2",
         "E",
     }
+    assert plan["D-scale-redis-w4"] == ["ours", "uvicorn-httptools"]
+    s.cluster_urls = ["redis+cluster://127.0.0.1:1"]
+    scaled = {w.id: w for w in catalog(s) if w.id.startswith("D-scale-cluster")}
+    assert sorted(scaled) == ["D-scale-cluster-w1", "D-scale-cluster-w2", "D-scale-cluster-w4"]
+    # channels_redis has no cluster support: only ours runs there; --servers narrows D-scale.
+    assert all(cli.servers_for(w, args) == ["ours"] for w in scaled.values())
+    only_ours = cli.parse(["run", "--servers", "ours"])
+    two_workers = next(w for w in catalog(s) if w.id == "D-scale-redis-w2")
+    assert cli.servers_for(two_workers, only_ours) == ["ours"]
     assert plan["A"] == list(cli.ALL) and plan["F"] == ["bare-uvloop"]
     # Only the servers that speak h2c with prior knowledge run H2.
     assert plan["H2"] == ["ours", "hypercorn", "granian"]

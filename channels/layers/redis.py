@@ -35,6 +35,8 @@ Storage design
   they were added; members older than ``group_expiry`` are removed on ``group_send``.
 * Several hosts are shards chosen by consistent hashing (a hash ring with virtual nodes) of
   the channel's non-local name or the group name.
+* On a Redis Cluster (``redis+cluster://`` hosts) keys carry hash tags and the send script
+  runs once per slot: see :mod:`channels.layers.redis_cluster`.
 
 Connections: per shard *and per event loop*, one pool for ordinary commands and one for BLPOPs
 (no socket timeout there: redis-py would wrap writes in ``asyncio.wait_for``, which on Python
@@ -62,10 +64,13 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, cast
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 
 from channels.exceptions import ChannelFull
 from channels.layers.base import BaseChannelLayer, CapacityPattern
 from channels.layers.mailbox import FULL, Mailboxes
+from channels.layers.redis_cluster import ClusterSpec, TopologyLog, cluster_spec, push_per_slot
 from channels.layers.redis_common import (
     COMMAND_TIMEOUT,
     DEADLINE_DIGITS,
@@ -134,8 +139,15 @@ return table.concat(redis.call('ZRANGE', KEYS[1], 0, -1), ',')
 async def blpop(client: Redis, key: str) -> Any:
     """BLPOP with a client-side bound (a dead connection cannot block us forever), then
     honour a cancellation that something underneath may have swallowed."""
-    async with asyncio.timeout(BLOCK_SECONDS + BLOCK_GRACE):
-        result = await cast(Awaitable[Any], client.blpop([key], BLOCK_SECONDS))
+    try:
+        async with asyncio.timeout(BLOCK_SECONDS + BLOCK_GRACE):
+            result = await cast(Awaitable[Any], client.blpop([key], BLOCK_SECONDS))
+    except ResponseError as exc:
+        if str(exc).startswith("UNBLOCKED"):
+            # A primary demoted to replica (cluster or Sentinel failover) ends blocked
+            # commands with -UNBLOCKED; nothing was popped: retry like a lost connection.
+            raise RedisConnectionError(f"BLPOP interrupted by a role change: {exc}") from exc
+        raise
     task = asyncio.current_task()
     if task is not None and task.cancelling() and result is None:
         raise asyncio.CancelledError
@@ -151,9 +163,12 @@ def split_envelope(raw: bytes) -> tuple[int, str, bytes]:
 class _LoopState:
     """Per-event-loop connections and the process-local reader."""
 
-    def __init__(self, hosts: list[HostSpec]) -> None:
-        self.clients = [make_client(h) for h in hosts]
-        self.blocking_clients = [make_client(h, blocking=True) for h in hosts]
+    def __init__(self, hosts: list[HostSpec], cluster: ClusterSpec | None = None) -> None:
+        self.clients: list[Any] = [make_client(h) for h in hosts]
+        self.blocking_clients: list[Any] = [make_client(h, blocking=True) for h in hosts]
+        if cluster is not None:  # one "shard": the cluster client routes by slot itself
+            self.clients = [cluster.client()]
+            self.blocking_clients = [cluster.client(blocking=True)]
         self.scripts: list[Any] = [c.register_script(SEND_SCRIPT) for c in self.clients]
         self.member_scripts: list[Any] = [
             c.register_script(GROUP_MEMBERS_SCRIPT) for c in self.clients
@@ -194,8 +209,16 @@ class RedisChannelLayer(BaseChannelLayer, ArmableLayer):
             raise ValueError(f"group_expiry must be positive, not {group_expiry!r}")
         self.prefix = prefix
         self.group_expiry = group_expiry
-        self.hosts = parse_hosts(hosts, sentinels, services, sentinel_kwargs)
-        self.ring = HashRing([h.ident for h in self.hosts])
+        # Redis Cluster (redis+cluster:// hosts): see channels.layers.redis_cluster.
+        self.cluster = cluster_spec(hosts)
+        self.topology = TopologyLog(f"RedisChannelLayer {prefix!r}") if self.cluster else None
+        if self.cluster is not None and (sentinels or services):
+            raise ValueError("a Redis Cluster cannot be combined with Sentinel services")
+        self.hosts = (
+            [] if self.cluster else parse_hosts(hosts, sentinels, services, sentinel_kwargs)
+        )
+        idents = [self.cluster.ident] if self.cluster else [h.ident for h in self.hosts]
+        self.ring = HashRing(idents)
         self.codec = Codec(symmetric_encryption_keys, serializer_format)
         # Wall clock: deadlines are compared across processes.  Injectable for tests.
         self.clock = clock
@@ -240,7 +263,7 @@ class RedisChannelLayer(BaseChannelLayer, ArmableLayer):
             # Forget loops that were closed without telling us (their sockets died with them).
             for old in [lp for lp in self._loops if lp.is_closed()]:
                 del self._loops[old]
-            state = self._loops[loop] = _LoopState(self.hosts)
+            state = self._loops[loop] = _LoopState(self.hosts, self.cluster)
             close_pools_with_loop(loop, self._loops, self.close_pools)
         return state
 
@@ -308,9 +331,13 @@ class RedisChannelLayer(BaseChannelLayer, ArmableLayer):
         return channel[: bang + 1]
 
     def _key(self, name: str) -> str:
+        if self.cluster is not None:  # hash tag: the key's slot is the name's
+            return f"{self.prefix}:{{{name}}}"
         return f"{self.prefix}:{name}"
 
     def _group_key(self, group: str) -> str:
+        if self.cluster is not None:
+            return f"{self.prefix}:group:{{{group}}}"
         return f"{self.prefix}:group:{group}"
 
     # ---------------------------------------------------------------- writing
@@ -326,6 +353,9 @@ class RedisChannelLayer(BaseChannelLayer, ArmableLayer):
         args: list[Any] = [payload, int(self.expiry) + 1, int(now * 1000)]
         for _key, capacity, header in items:
             args += [capacity, header]
+        if self.cluster is not None:  # one script call per slot, a pipeline per node
+            async with bounded("a send", self.command_timeout):
+                return await push_per_slot(state.clients[0], state.scripts[0], items, args[:3])
         async with bounded("a send", self.command_timeout):
             full = await state.scripts[shard](
                 keys=[i[0] for i in items], args=args, client=state.clients[shard]
@@ -375,11 +405,16 @@ class RedisChannelLayer(BaseChannelLayer, ArmableLayer):
                 pop.add_done_callback(lambda t: self._push_back(client, key, t))
                 raise
             except RECONNECT_ERRORS as exc:
-                logger.warning("Redis receive on %r failed (%s); retrying", channel, exc)
+                if self.topology is not None:
+                    self.topology.failed(exc)
+                else:
+                    logger.warning("Redis receive on %r failed (%s); retrying", channel, exc)
                 await asyncio.sleep(backoff)  # reconnect backoff, not waiting for an event
                 backoff = min(backoff * 2, RECONNECT_BACKOFF_MAX)
                 continue
             backoff = 0.05
+            if self.topology is not None and self.topology.failing:
+                self.topology.recovered()
             if result is None:
                 continue
             message = self._open(result[1])
@@ -523,11 +558,16 @@ class RedisChannelLayer(BaseChannelLayer, ArmableLayer):
             try:
                 result = await blpop(client, key)
             except RECONNECT_ERRORS as exc:
-                logger.warning("Redis reader for %r failed (%s); retrying", key, exc)
+                if self.topology is not None:
+                    self.topology.failed(exc)
+                else:
+                    logger.warning("Redis reader for %r failed (%s); retrying", key, exc)
                 await asyncio.sleep(backoff)  # reconnect backoff
                 backoff = min(backoff * 2, RECONNECT_BACKOFF_MAX)
                 continue
             backoff = 0.05
+            if self.topology is not None and self.topology.failing:
+                self.topology.recovered()
             if result is not None:
                 self._dispatch(result[1])
                 if me is not None and me.cancelling():

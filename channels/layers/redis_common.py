@@ -4,10 +4,12 @@
   Sentinel-monitored services, each a :class:`HostSpec` (one shard).
 * **Clients** are built in one place, :func:`make_client` (retries with backoff, Sentinel
   masters, the no-socket-timeout variant for blocking reads), and closed by
-  :func:`close_client`.  A cluster client would be built there too.
+  :func:`close_client`.  Redis Cluster clients are built by ``ClusterSpec.client`` in
+  :mod:`channels.layers.redis_cluster`.
 * **Keys to connections**: :class:`HashRing` maps a channel or group name to a shard index
   (consistent hashing with virtual nodes); each layer asks it in exactly one method
-  (``_shard``), so another mapping (a Redis Cluster's own slots) replaces one call.
+  (``_shard``).  On a Redis Cluster the ring has one entry (the cluster client routes each
+  key to its slot's node itself).
 * **Bounded commands** (:func:`bounded`): every non-blocking operation fails with a clear
   ``redis.exceptions.TimeoutError`` after ``command_timeout`` instead of hanging on a Redis
   that accepts connections but never answers.
@@ -39,6 +41,8 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from channels.layers.redis_cluster import CLUSTER_ERRORS
+
 __all__ = [
     "COMMAND_TIMEOUT",
     "DEADLINE_DIGITS",
@@ -57,7 +61,14 @@ __all__ = [
 ]
 
 Message = dict[str, Any]
-RECONNECT_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+# Cluster errors (a failover in progress, slots not yet covered) are transient like a lost
+# connection (see channels.layers.redis_cluster).
+RECONNECT_ERRORS: tuple[type[Exception], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    OSError,
+    *CLUSTER_ERRORS,
+)
 # Bound on one non-blocking operation (connect + command + redis-py's own retries): a Redis
 # that accepts connections but never answers (stopped, overloaded, half-open network) must
 # give the caller a clear error instead of hanging it forever.

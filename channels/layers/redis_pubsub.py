@@ -3,6 +3,8 @@
 * A channel is the pub/sub topic ``{prefix}:{name}``, a group the topic
   ``{prefix}:group:{name}``.  ``send``/``group_send`` are one PUBLISH each, whatever the number
   of receivers: Redis fans the message out to every subscribed process.
+* On a Redis Cluster (``redis+cluster://`` hosts) channels are shard channels (``SPUBLISH``/
+  ``SSUBSCRIBE``): see :mod:`channels.layers.redis_cluster_pubsub`.
 * Each process subscribes (one connection per shard and event loop, one reader task each) to
   the channels it receives on and to the groups its channels joined.  ``new_channel``
   subscribes before returning, and ``subscribe`` waits for Redis's confirmation, so a message
@@ -47,6 +49,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from channels.layers.base import BaseChannelLayer, CapacityPattern
 from channels.layers.mailbox import FULL, Mailboxes
+from channels.layers.redis_cluster import TopologyLog, cluster_spec
+from channels.layers.redis_cluster_pubsub import ShardedSubscriber
 from channels.layers.redis_common import (
     COMMAND_TIMEOUT,
     DEADLINE_DIGITS,
@@ -130,8 +134,13 @@ class RedisPubSubChannelLayer(BaseChannelLayer, ArmableLayer):
                 f"unexpected RedisPubSubChannelLayer options: {', '.join(sorted(kwargs))}"
             )
         self.prefix = prefix
-        self.hosts = parse_hosts(hosts)
-        self.ring = HashRing([h.ident for h in self.hosts])
+        # Redis Cluster (redis+cluster:// hosts): sharded pub/sub, one subscriber connection
+        # per primary (channels.layers.redis_cluster_pubsub); no hash ring.
+        self.cluster = cluster_spec(hosts)
+        self.topology = TopologyLog(f"RedisPubSubChannelLayer {prefix!r}")
+        self._sharded: dict[asyncio.AbstractEventLoop, ShardedSubscriber] = {}
+        self.hosts = [] if self.cluster else parse_hosts(hosts)
+        self.ring = HashRing([h.ident for h in self.hosts] or ["cluster"])
         self.codec = Codec(symmetric_encryption_keys, serializer_format)
         self.clock = clock
         self.client_prefix = uuid.uuid4().hex[:12]
@@ -179,6 +188,9 @@ class RedisPubSubChannelLayer(BaseChannelLayer, ArmableLayer):
             task.cancel()
         if pending:
             await asyncio.wait(pending)
+        sharded = self._sharded.pop(loop, None)
+        if sharded is not None:
+            await sharded.close()
         for shard in shards or ():
             shard.stopping = True
             if shard.reader is not None:
@@ -203,9 +215,48 @@ class RedisPubSubChannelLayer(BaseChannelLayer, ArmableLayer):
         """The one place a name is mapped to a connection."""
         return self._shards()[self.ring.shard(name)]
 
+    def _cluster_subscriber(self) -> ShardedSubscriber:
+        """This loop's sharded subscriptions (cluster mode only)."""
+        loop = asyncio.get_running_loop()
+        sharded = self._sharded.get(loop)
+        if sharded is None:
+            assert self.cluster is not None
+            self._shards()  # registers the loop, so its closing closes our connections too
+            sharded = self._sharded[loop] = ShardedSubscriber(
+                self.cluster,
+                self._on_shard_message,
+                self.topology,
+                on_lost=lambda: self._notify(self.on_disconnect),
+                on_back=lambda: self._notify(self.on_reconnect),
+                timeout=self.command_timeout,
+            )
+        return sharded
+
+    def _on_shard_message(self, topic: str, data: bytes) -> None:
+        group_prefix = self._group_topic("")
+        if topic.startswith(group_prefix):
+            targets = list(self._groups.get(topic[len(group_prefix) :], ()))
+        else:
+            targets = [topic[len(self._topic("")) :]]
+        self._deliver(targets, data)
+
+    async def _publish(self, name: str, topic: str, payload: bytes, what: str) -> None:
+        async with bounded(what, self.command_timeout):
+            if self.cluster is not None:
+                await self._cluster_subscriber().publish(topic, payload)
+            else:
+                client = self._shard_for(name).client
+                await cast(Awaitable[Any], client.publish(topic, payload))
+
     async def _subscribe(self, name: str, topic: str) -> None:
         """Subscribe (once per loop) and wait for Redis to confirm, so later publishes
         reach us."""
+        if self.cluster is not None:
+            sharded = self._cluster_subscriber()
+            await sharded.subscribe(topic)
+            # Listed like a plain subscription, so on_disconnect/on_reconnect reach it.
+            self._topics[asyncio.get_running_loop()][topic] = sharded.confirmed[topic]
+            return
         shard = self._shard_for(name)
         loop = asyncio.get_running_loop()
         topics = self._topics[loop]
@@ -232,6 +283,13 @@ class RedisPubSubChannelLayer(BaseChannelLayer, ArmableLayer):
                 ) from None
 
     async def _unsubscribe(self, name: str, topic: str) -> None:
+        if self.cluster is not None:
+            if topic == self._group_topic(name) and name in self._groups:
+                return  # a channel here joined the group again meanwhile: keep it
+            self._topics[asyncio.get_running_loop()].pop(topic, None)
+            with contextlib.suppress(*RECONNECT_ERRORS):
+                await self._cluster_subscriber().unsubscribe(topic)
+            return
         shard = self._shard_for(name)
         topics = self._topics[asyncio.get_running_loop()]
         with contextlib.suppress(*RECONNECT_ERRORS):
@@ -365,10 +423,7 @@ class RedisPubSubChannelLayer(BaseChannelLayer, ArmableLayer):
     async def send(self, channel: str, message: Message) -> None:
         self.require_valid_message(message)
         self.require_valid_channel_name(channel)
-        client = self._shard_for(channel).client
-        payload = self._encode(message)
-        async with bounded("a send", self.command_timeout):
-            await cast(Awaitable[Any], client.publish(self._topic(channel), payload))
+        await self._publish(channel, self._topic(channel), self._encode(message), "a send")
 
     async def receive(self, channel: str) -> Message:
         self.require_valid_channel_name(channel)
@@ -466,14 +521,14 @@ class RedisPubSubChannelLayer(BaseChannelLayer, ArmableLayer):
     async def group_send(self, group: str, message: Message) -> None:
         self.require_valid_message(message)
         self.require_valid_group_name(group)
-        client = self._shard_for(group).client
-        payload = self._encode(message)
-        async with bounded("group_send", self.command_timeout):
-            await cast(Awaitable[Any], client.publish(self._group_topic(group), payload))
+        topic = self._group_topic(group)
+        await self._publish(group, topic, self._encode(message), "group_send")
 
     async def flush(self) -> None:
         """Forget every subscription, group and buffered message of this process."""
         loop = asyncio.get_running_loop()
+        if loop in self._sharded:
+            await self._sharded[loop].reset()
         for shard in self._loops.get(loop, ()):
             with contextlib.suppress(*RECONNECT_ERRORS):
                 if shard.pubsub.subscribed:

@@ -27,8 +27,9 @@ from server.protocols.websocket import WebSocketReceive
 from server.state import ServerState
 from tests.support.fakes import FakeTransport
 from tests.support.redis import RedisServer, redis_server, redis_server_factory
+from tests.support.redis_cluster import RedisCluster, shared_redis_cluster
 
-__all__ = ["redis_server", "redis_server_factory"]
+__all__ = ["redis_server", "redis_server_factory", "shared_redis_cluster"]
 
 # Bound on any single wait in these cases: generous for a loaded machine, never slept.
 WAIT = 10.0
@@ -167,6 +168,9 @@ IMPLEMENTATIONS = [
     "in-memory-layer",
     pytest.param("redis-layer", marks=pytest.mark.redis),
     pytest.param("redis-pubsub-layer", marks=pytest.mark.redis),
+    # The same layers on a Redis Cluster (3 primaries + 3 replicas, one per session).
+    pytest.param("redis-layer-cluster", marks=pytest.mark.redis),
+    pytest.param("redis-pubsub-layer-cluster", marks=pytest.mark.redis),
 ]
 
 
@@ -186,9 +190,14 @@ async def feed(request: pytest.FixtureRequest) -> AsyncIterator[Feed]:
     elif kind == "in-memory-layer":
         made = await _layer_feed(InMemoryChannelLayer())
     else:
-        server: RedisServer = request.getfixturevalue("redis_server")
-        cls = RedisChannelLayer if kind == "redis-layer" else RedisPubSubChannelLayer
-        made = await _layer_feed(cls(hosts=[server.url]))
+        if kind.endswith("-cluster"):
+            cluster: RedisCluster = request.getfixturevalue("shared_redis_cluster")
+            hosts = [f"redis+cluster://{h}:{p}" for h, p in cluster.startup_nodes]
+        else:
+            server: RedisServer = request.getfixturevalue("redis_server")
+            hosts = [server.url]
+        cls = RedisChannelLayer if kind.startswith("redis-layer") else RedisPubSubChannelLayer
+        made = await _layer_feed(cls(hosts=hosts))
     yield made
     for step in made.cleanup:
         await step()

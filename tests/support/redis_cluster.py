@@ -7,10 +7,13 @@ each node's "Ready to accept connections" log line, then ``CLUSTER INFO`` report
 
 A cluster node also listens on its port + 10000 (the cluster bus), so both ports must be free.
 
-Fixture: ``redis_cluster`` (one fresh cluster per test; skips with a reason when ``redis-server``
-or ``redis-cli`` is missing).  ``RedisCluster.failover(primary)`` promotes that primary's replica
-with ``CLUSTER FAILOVER`` (sent to the replica) and waits until the promotion is seen;
-``kill(node)`` SIGKILLs a node.
+Fixtures: ``redis_cluster`` (one fresh cluster per test; skips with a reason when
+``redis-server`` or ``redis-cli`` is missing) and ``shared_redis_cluster`` (one per session, for
+tests that leave the topology alone and delete what they wrote).  ``RedisCluster.failover(primary)``
+promotes that primary's replica with ``CLUSTER FAILOVER`` (sent to the replica) and waits until the
+promotion is seen; ``kill_primary(primary)`` SIGKILLs it and waits for the automatic promotion;
+both first wait until every replica has synced (a replica that never synced refuses to take
+over).  ``owner_of(slot)`` is the live primary serving a slot.
 """
 
 from __future__ import annotations
@@ -118,7 +121,17 @@ class ClusterNode:
             for line in stdout:
                 self.log.append(line)
 
-        threading.Thread(target=pump, daemon=True).start()
+        self._pump = threading.Thread(target=pump, daemon=True)
+        self._pump.start()
+
+    def _reap(self) -> None:
+        """After the process exited: let the log pump hit EOF, then close the pipe (an
+        unclosed pipe is a ResourceWarning, an error under the test settings)."""
+        pump = getattr(self, "_pump", None)
+        if pump is not None:
+            pump.join(timeout=5)
+        if self.process is not None and self.process.stdout is not None:
+            self.process.stdout.close()
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -128,6 +141,7 @@ class ClusterNode:
             assert self.process is not None
             self.process.kill()
             self.process.wait()
+            self._reap()
 
     def stop(self) -> None:
         if self.alive():
@@ -138,6 +152,7 @@ class ClusterNode:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+            self._reap()
 
     def cli(self, *args: str) -> str:
         return _cli(self.port, *args)
@@ -197,6 +212,23 @@ class RedisCluster:
                     return node
         raise LookupError(f"no live replica of {primary.address}")
 
+    def owner_of(self, slot: int) -> ClusterNode:
+        """The live primary serving ``slot``, per ``CLUSTER NODES`` of a live node."""
+        live = [n for n in self.nodes if n.alive()]
+        by_port = {n.port: n for n in live}
+        for line in live[0].cli("CLUSTER", "NODES").splitlines():
+            fields = line.split()
+            if len(fields) < 9 or "master" not in fields[2] or "fail" in fields[2]:
+                continue
+            port = int(fields[1].split("@")[0].rsplit(":", 1)[1])
+            for item in fields[8:]:
+                if item.startswith("["):  # a slot being migrated, not served
+                    continue
+                low, _, high = item.partition("-")
+                if int(low) <= slot <= int(high or low) and port in by_port:
+                    return by_port[port]
+        raise LookupError(f"no live primary serves slot {slot}")
+
     def wait_until_ok(self, timeout: float = CONVERGE_TIMEOUT) -> None:
         """Every live node reports cluster_state:ok with all slots assigned and agrees on
         the same number of primaries."""
@@ -215,6 +247,7 @@ class RedisCluster:
     def failover(self, primary: ClusterNode, timeout: float = CONVERGE_TIMEOUT) -> ClusterNode:
         """Promote ``primary``'s replica (a manual, coordinated failover) and return it."""
         replica = self.replica_of(primary)
+        self.wait_replicas_synced(timeout)
         out = replica.cli("CLUSTER", "FAILOVER")
         if "OK" not in out:
             raise RuntimeError(f"CLUSTER FAILOVER refused: {out}")
@@ -226,9 +259,25 @@ class RedisCluster:
         self.wait_until_ok(timeout)
         return replica
 
+    def wait_replicas_synced(self, timeout: float = CONVERGE_TIMEOUT) -> None:
+        """Every live replica finished its sync with its primary: a replica that never synced
+        refuses to be promoted (its data counts as too old), so a failover test right after
+        start-up would otherwise wait in vain."""
+        deadline = time.monotonic() + timeout
+        while True:
+            replicas = [n for n in self.nodes if n.alive() and n.role() == "slave"]
+            infos = [n.cli("INFO", "replication") for n in replicas]
+            synced = ("master_link_status:up" in i and "sync_in_progress:0" in i for i in infos)
+            if all(synced):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError("replicas did not sync:\n" + "\n".join(infos))
+            time.sleep(POLL_INTERVAL)  # polling an external process's state; no event exists
+
     def kill_primary(self, primary: ClusterNode, timeout: float = CONVERGE_TIMEOUT) -> ClusterNode:
         """SIGKILL ``primary`` and wait until its replica has been promoted automatically."""
         replica = self.replica_of(primary)
+        self.wait_replicas_synced(timeout)
         primary.kill()
         deadline = time.monotonic() + timeout
         while replica.role() != "master":
@@ -246,5 +295,15 @@ class RedisCluster:
 @pytest.fixture
 def redis_cluster(tmp_path: Path) -> Iterator[RedisCluster]:
     cluster = RedisCluster(tmp_path / "cluster")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """One cluster for every test that leaves its topology alone (start-up costs seconds).
+    Users must delete what they wrote (the layer tests flush every layer they made); tests
+    that fail over or kill nodes take the per-test ``redis_cluster`` instead."""
+    cluster = RedisCluster(tmp_path_factory.mktemp("shared-cluster"))
     yield cluster
     cluster.stop()

@@ -36,7 +36,8 @@ if _layer == "redis":
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": _redis_backend(),
-            "CONFIG": {"hosts": [os.environ["BENCH_REDIS_URL"]]},
+            # Comma-separated: the startup nodes of a Redis Cluster (workload D-scale).
+            "CONFIG": {"hosts": os.environ["BENCH_REDIS_URL"].split(",")},
         }
     }
 else:

@@ -10,7 +10,9 @@ fresh checkout, under systemd and in the Docker image:
   a WebSocket (``AllowedHostsOriginValidator``).
 - ``REDIS_URL``: e.g. ``redis://localhost:6379/0``; when set, the Redis channel layer is used so
   that several worker processes (``--workers``) or machines share the chat rooms. Without it the
-  in-memory layer is used, which only reaches consumers of the same process.
+  in-memory layer is used, which only reaches consumers of the same process. On a Redis Cluster
+  give its startup nodes, comma-separated:
+  ``redis+cluster://10.0.0.1:7000,redis+cluster://10.0.0.2:7000``.
 - ``CHAT_DATABASE_PATH``: where the (unused by the chat) SQLite file would live.
 """
 
@@ -100,7 +102,7 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels.layers.redis.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            "CONFIG": {"hosts": [url.strip() for url in REDIS_URL.split(",") if url.strip()]},
         }
     }
 else:

@@ -13,13 +13,16 @@ from channels.layers import InMemoryChannelLayer
 from channels.layers.redis import RedisChannelLayer
 from channels.layers.redis_pubsub import RedisPubSubChannelLayer
 from tests.support.redis import RedisServer, redis_sentinel, redis_server, redis_server_factory
+from tests.support.redis_cluster import RedisCluster, redis_cluster, shared_redis_cluster
 
 __all__ = [
     "FakeClock",
     "LayerKit",
+    "redis_cluster",
     "redis_sentinel",
     "redis_server",
     "redis_server_factory",
+    "shared_redis_cluster",
 ]
 
 
@@ -45,12 +48,20 @@ class LayerKit:
     persistent: bool  # messages to a named channel wait in the layer until received
     raises_full: bool  # send() raises ChannelFull at capacity
 
+    @property
+    def layer(self) -> str:
+        """Which layer ("memory", "redis" or "pubsub"), on one Redis or on a cluster."""
+        return self.kind.removesuffix("-cluster")
+
 
 @pytest.fixture(
     params=[
         "memory",
         pytest.param("redis", marks=pytest.mark.redis),
         pytest.param("pubsub", marks=pytest.mark.redis),
+        # Redis Cluster (3 primaries + 3 replicas, started once per session).
+        pytest.param("redis-cluster", marks=pytest.mark.redis),
+        pytest.param("pubsub-cluster", marks=pytest.mark.redis),
     ]
 )
 async def layer_kit(
@@ -59,21 +70,23 @@ async def layer_kit(
     kind: str = request.param
     clock = FakeClock()
     made: list[Any] = []
-    server: RedisServer | None = None
-    if kind != "memory":
-        server = request.getfixturevalue("redis_server")
+    hosts: list[str] = []
+    if kind.endswith("-cluster"):
+        cluster: RedisCluster = request.getfixturevalue("shared_redis_cluster")
+        hosts = [cluster.url.replace("redis://", "redis+cluster://")]
+    elif kind != "memory":
+        server: RedisServer = request.getfixturevalue("redis_server")
+        hosts = [server.url]
 
     def make(**options: Any) -> Any:
         options.setdefault("clock", clock)
         layer: Any
         if kind == "memory":
             layer = InMemoryChannelLayer(**options)
-        elif kind == "redis":
-            assert server is not None
-            layer = RedisChannelLayer(hosts=[server.url], **options)
+        elif kind.startswith("redis"):
+            layer = RedisChannelLayer(hosts=hosts, **options)
         else:
-            assert server is not None
-            layer = RedisPubSubChannelLayer(hosts=[server.url], **options)
+            layer = RedisPubSubChannelLayer(hosts=hosts, **options)
         made.append(layer)
         return layer
 
@@ -81,8 +94,8 @@ async def layer_kit(
         kind=kind,
         make=make,
         clock=clock,
-        persistent=kind != "pubsub",
-        raises_full=kind != "pubsub",
+        persistent=not kind.startswith("pubsub"),
+        raises_full=not kind.startswith("pubsub"),
     )
     for layer in made:
         await layer.flush()

@@ -118,7 +118,7 @@ async def test_closed_consumers_leave_nothing_behind(installed: Any, layer_kit: 
     layer_kit.clock.advance(layer.expiry + 1)
     await layer.new_channel()
     assert layer._mailboxes.released == {}
-    if layer_kit.kind == "redis":
+    if layer_kit.layer == "redis":
         # The room's sorted set is empty again (Redis deletes an empty key).
         state = layer._state()
         assert await state.clients[layer._shard(ROOM)].exists(layer._group_key(ROOM)) == 0
@@ -219,7 +219,7 @@ async def test_released_channel_keeps_nothing_and_late_messages_expire(
         return  # pub/sub: the released channel is unsubscribed, nothing can arrive for it
 
     async def settle() -> None:
-        if layer_kit.kind == "redis":  # through the reader: a later message on the same list
+        if layer_kit.layer == "redis":  # through the reader: a later message on the same list
             marker = await layer.new_channel()
             await layer.send(marker, {"type": "marker"})
             assert await layer.receive(marker) == {"type": "marker"}
@@ -291,7 +291,7 @@ async def test_worker_instances_leave_nothing_behind(
 ) -> None:
     """Every job starts an application instance (with its own layer channel) that ends after
     one message: neither the worker nor the layer keeps anything per finished instance."""
-    if layer_kit.kind == "pubsub":
+    if layer_kit.layer == "pubsub":
         pytest.skip("pub/sub keeps no message for a named channel before its worker subscribes")
     layer = installed
     reply_to = await layer.new_channel()

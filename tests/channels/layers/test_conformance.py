@@ -75,7 +75,7 @@ async def test_release_of_unknown_or_busy_channel_is_harmless(layer_kit: LayerKi
     channel = await layer.new_channel()
     waiting = asyncio.ensure_future(layer.receive(channel))
     await asyncio.sleep(0)  # let it start waiting (a yield, not a timed wait)
-    if layer_kit.kind == "pubsub":
+    if layer_kit.layer == "pubsub":
         await asyncio.sleep(0)  # its subscription check is one more step
     await layer.release_channel(channel)  # somebody still receives: nothing is dropped
     await layer.send(channel, {"type": "still-here"})
