@@ -1,9 +1,11 @@
 """``HttpProtocol``: the asyncio glue between a transport and ``server.sansio.http11``.
 
-One protocol per connection, one ``RequestCycle`` per request, one task per request (the app
-call).  The ``receive`` handed to the app is the cycle itself: ``data_received`` resolves its
-waiting future directly (no queue, no task per message), and it offers ``arm(fut)`` for the
-direct-feed contract (see ``RequestCycle.arm``).
+One protocol per connection, one ``RequestCycle`` (``server.protocols.http_cycle``) per
+request, one task per request (the app call).  The ``receive`` handed to the app is the cycle
+itself: ``data_received`` resolves its waiting future directly (no queue, no task per message),
+and it offers ``arm(fut)`` for the direct-feed contract (see ``RequestCycle.arm``).  This module
+holds the connection: parsing, the order of requests, keep-alive, lingering close, timers and
+graceful shutdown; the cycle holds one exchange's ``receive`` and ``send``.
 
 Requests on a connection are handled strictly one after another (RFC 9112 section 9.3.2:
 responses to pipelined requests go out in order); bytes of the next request wait in the parser
@@ -14,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from typing import Any, Final, cast
 from urllib.parse import quote
 
@@ -24,6 +25,7 @@ from server.protocols.common import ConnectionTimer, default_headers, log_access
 from server.protocols.common import server_line as _server_line
 from server.protocols.flow import FlowControl
 from server.protocols.h2 import alpn_is_h2, take_over
+from server.protocols.http_cycle import RequestCycle
 from server.sansio.http11 import (
     NEED_DATA,
     PAUSED,
@@ -34,10 +36,10 @@ from server.sansio.http11 import (
 )
 from server.sansio.limits import Limits
 from server.sansio.request import RequestError, RequestHead
-from server.sansio.response import ASGIProtocolError, ResponseState
+from server.sansio.response import ResponseState
 from server.sansio.scope import ConnectionInfo, http_scope, split_target, websocket_scope
 from server.state import ServerState
-from server.types import ASGIApp, Message
+from server.types import ASGIApp
 from server.writer import simple_response, write_parts
 
 logger = logging.getLogger("server.http")
@@ -48,8 +50,6 @@ logger = logging.getLogger("server.http")
 BODY_HIGH_WATER: Final = 64 * 1024
 # Pipelined bytes (requests after the one in flight) we accept before we stop reading.
 PIPELINE_HIGH_WATER: Final = 64 * 1024
-# Chunk size for the read-and-write fallback of pathsend/zerocopysend (no sendfile).
-FILE_CHUNK: Final = 256 * 1024
 # Lingering close (RFC 9112 section 9.6): when we close while the client may still be sending
 # (an error, or a response given without reading the whole body), closing the socket at once
 # makes the kernel answer the unread bytes with a RST, which can destroy our response before
@@ -67,9 +67,6 @@ LINGER_TIMEOUT: Final = 2.0
 # after the grace meets a closed connection, as at any keep-alive timeout (RFC 9112 section
 # 9.3.1 lets the client retry it).
 SHUTDOWN_IDLE_GRACE: Final = 1.0
-
-_DISCONNECT: Final = {"type": "http.disconnect"}
-_CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 # Timer kinds (one timer handle per connection; see HttpProtocol._arm_timer).
 _NO_TIMER, _KEEP_ALIVE, _REQUEST_HEAD, _REQUEST_BODY = 0, 1, 2, 3
@@ -105,162 +102,6 @@ def _per_config(config: Config) -> _PerConfig:
             _PER_CONFIG.clear()
         shared = _PER_CONFIG[id(config)] = _PerConfig(config)
     return shared
-
-
-class RequestCycle:
-    """One request/response exchange: ASGI ``receive`` (this object) and ``send``."""
-
-    __slots__ = (
-        "_chunks",
-        "_final_sent",
-        "body_size",
-        "continue_pending",
-        "disconnected",
-        "head",
-        "proto",
-        "request_done",
-        "response",
-        "scope",
-        "task",
-        "waiter",
-    )
-
-    def __init__(
-        self, proto: HttpProtocol, scope: dict[str, Any], head: RequestHead, response: ResponseState
-    ) -> None:
-        self.proto = proto
-        self.scope = scope
-        self.head = head
-        self.response = response
-        self._chunks: list[bytes | bytearray] = []
-        self.body_size = 0
-        self.request_done = False
-        self._final_sent = False
-        self.disconnected = False
-        self.continue_pending = head.expect_continue
-        self.waiter: asyncio.Future[Message] | None = None
-        self.task: asyncio.Task[None] | None = None
-
-    # --- receive -----------------------------------------------------------------------
-    def _take(self) -> Message | None:
-        """The next message for the app if one is ready (consuming it), else None."""
-        if self.response.complete:
-            # ASGI: http.disconnect once the response is sent (or the client went away).
-            return dict(_DISCONNECT)
-        if self.continue_pending:
-            # RFC 9110 section 10.1.1: the client waits for 100 before sending the body; we only
-            # send it once the app shows interest in the body.
-            self.continue_pending = False
-            if not self.response.head_sent and not self.request_done and not self.disconnected:
-                self.proto.write(_CONTINUE)
-                self.proto.body_due()
-        if self.body_size or (self.request_done and not self._final_sent):
-            # Body that arrived before a disconnect is still delivered first: no lost data.
-            chunks = self._chunks
-            body = bytes(chunks[0]) if len(chunks) == 1 else b"".join(chunks)
-            self._chunks = []
-            self.body_size = 0
-            more = not self.request_done
-            if not more:
-                self._final_sent = True
-            if self.proto.body_paused:
-                self.proto.resume_body()
-            return {"type": "http.request", "body": body, "more_body": more}
-        if self.disconnected:
-            return dict(_DISCONNECT)
-        return None
-
-    async def __call__(self) -> Message:
-        message = self._take()
-        if message is not None:
-            return message
-        fut: asyncio.Future[Message] = self.proto.loop.create_future()
-        self.waiter = fut
-        try:
-            return await fut
-        finally:
-            if self.waiter is fut:
-                self.waiter = None
-
-    def arm(self, fut: asyncio.Future[Message]) -> None:
-        """Direct-feed contract: resolve ``fut`` with the next message, now or when it comes."""
-        self.waiter = None
-        if fut.done():
-            return
-        message = self._take()
-        if message is not None:
-            fut.set_result(message)
-        else:
-            self.waiter = fut
-
-    def wake(self) -> None:
-        fut = self.waiter
-        if fut is None:
-            return
-        # Cleared first: _take may re-enter the protocol (resume_body) and feed us again.
-        self.waiter = None
-        if fut.done():
-            return  # cancelled or resolved elsewhere: the message stays pending
-        message = self._take()
-        if message is None:
-            self.waiter = fut
-        else:
-            fut.set_result(message)
-
-    def feed(self, data: bytes | bytearray) -> None:
-        self._chunks.append(data)
-        self.body_size += len(data)
-        if self.waiter is not None:
-            self.wake()
-
-    def end_of_request(self) -> None:
-        self.request_done = True
-        if self.waiter is not None:
-            self.wake()
-
-    def lost(self) -> None:
-        self.disconnected = True
-        if self.waiter is not None:
-            self.wake()
-
-    # --- send --------------------------------------------------------------------------
-    async def send(self, message: Message) -> None:
-        if self.disconnected:
-            # ASGI: sends after the client went away are no-ops.  Still yield to the loop: an
-            # app streaming in a tight loop would otherwise never let anything else run.
-            await asyncio.sleep(0)
-            return
-        kind = message.get("type")
-        response = self.response
-        proto = self.proto
-        if kind == "http.response.body":
-            parts = response.body(message.get("body", b""), message.get("more_body", False))
-            if parts:
-                write_parts(proto.transport, parts)
-            if response.complete:
-                proto.response_done(self)
-            elif proto.flow.write_paused:
-                await proto.flow.drain()
-        elif kind == "http.response.start":
-            response.start(message, proto.default_headers())
-            if self.continue_pending and not self.request_done and not self.body_size:
-                # A final answer without asking for the body: the client will not send it,
-                # so this connection ends with the response; say so (RFC 9110 section 10.1.1).
-                response.keep_alive = False
-        elif kind == "http.response.trailers":
-            parts = response.send_trailers(
-                message.get("headers", ()), message.get("more_trailers", False)
-            )
-            if parts:
-                write_parts(proto.transport, parts)
-            if response.complete:
-                proto.response_done(self)
-        elif kind == "http.response.pathsend":
-            await proto.send_file(self, message["path"])
-        elif kind == "http.response.zerocopysend":
-            await proto.send_zerocopy(self, message)
-        else:
-            raise ASGIProtocolError(f"unexpected ASGI message type {kind!r} for http")
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -716,77 +557,6 @@ class HttpProtocol(asyncio.Protocol):
             self._log(cycle.head, 500)
         self.cycle = None
         self.close(linger=not cycle.request_done)
-
-    # --- http.response.pathsend --------------------------------------------------------
-    async def send_file(self, cycle: RequestCycle, path: str) -> None:
-        response = cycle.response
-        # Opening is a cheap syscall; the bulk I/O below yields to the loop (drain/sendfile).
-        with open(path, "rb") as file:  # noqa: ASYNC230
-            size = os.fstat(file.fileno()).st_size
-            head, count = response.file_head(size)
-            self.write(head)
-            sent = 0
-            if count:
-                sent = await self._sendfile(cycle, file, count)
-            if sent != count:
-                response.keep_alive = False
-        if not cycle.disconnected:
-            self.response_done(cycle)
-
-    async def send_zerocopy(self, cycle: RequestCycle, message: Message) -> None:
-        """``http.response.zerocopysend`` (ASGI extension): body bytes from a file object."""
-        response = cycle.response
-        file = message["file"]
-        fd = file.fileno()
-        offset = message.get("offset")
-        if offset is None:
-            offset = os.lseek(fd, 0, os.SEEK_CUR)  # "from the current position"
-        count = message.get("count")
-        if count is None:
-            count = max(os.fstat(fd).st_size - offset, 0)
-        more_body = bool(message.get("more_body", False))
-        before, to_send, after = response.file_body(count, more_body)
-        if before:
-            write_parts(self.transport, before)
-        sent = await self._sendfile(cycle, file, to_send, offset) if to_send else 0
-        if sent != to_send:
-            # The framing promised bytes that never came: the message is broken, the
-            # connection cannot be reused and the client must see it end.
-            if not cycle.disconnected:
-                cycle.disconnected = True
-                self.close()
-            return
-        if after:
-            write_parts(self.transport, after)
-        if response.complete:
-            self.response_done(cycle)
-        elif self.flow.write_paused:
-            await self.flow.drain()
-
-    async def _sendfile(self, cycle: RequestCycle, file: Any, count: int, offset: int = 0) -> int:
-        transport = self.transport
-        mode = getattr(transport, "_sendfile_compatible", None)
-        # Zero-copy when the loop and transport can (plain TCP on the default asyncio loop);
-        # uvloop and TLS transports take the read/write path below.
-        if mode is not None and getattr(mode, "name", "") == "TRY_NATIVE":
-            try:
-                return await self.loop.sendfile(transport, file, offset, count, fallback=False)
-            except (NotImplementedError, RuntimeError):
-                pass  # SendfileNotAvailableError: use the fallback
-            except OSError:
-                cycle.lost()
-                return 0
-        fd = file.fileno()
-        sent = 0
-        while sent < count and not cycle.disconnected:
-            chunk = os.pread(fd, min(FILE_CHUNK, count - sent), offset + sent)
-            if not chunk:
-                break
-            transport.write(chunk)
-            sent += len(chunk)
-            if self.flow.write_paused:
-                await self.flow.drain()
-        return sent
 
     # --- timers --------------------------------------------------------------------------
     def _arm_timer(self, kind: int, timeout: float) -> None:

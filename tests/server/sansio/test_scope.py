@@ -180,3 +180,23 @@ def test_proxy_everyone_and_websocket_scheme() -> None:
     )
     ws = websocket_scope(head, info(proxy_headers=True))
     assert ws["scheme"] == "wss"
+
+
+def test_root_path_is_percent_encoded_in_raw_path() -> None:
+    conn = HTTP11Connection()
+    conn.receive_data(b"GET /x%2Fy HTTP/1.1\r\nHost: h\r\n\r\n")
+    head = conn.next_event()
+    assert isinstance(head, RequestHead)
+    info = ConnectionInfo(peername=None, sockname=None, secure=False, root_path="/my app/é")
+    scope = http_scope(head, info)
+    assert scope["path"] == "/my app/é/x/y"
+    assert scope["raw_path"] == b"/my%20app/%C3%A9/x%2Fy"
+    assert scope["root_path"] == "/my app/é"
+
+
+@pytest.mark.parametrize(
+    ("target", "path"),
+    [(b"ws://h/chat?x", b"/chat"), (b"HTTP://H", b"/"), (b"example.com:443", b"example.com:443")],
+)
+def test_split_target_forms(target: bytes, path: bytes) -> None:
+    assert split_target(target)[0] == path

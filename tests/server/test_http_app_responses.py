@@ -1,4 +1,6 @@
-"""Adversarial review: what the app sends (validation, order, framing) over real sockets."""
+"""What the app sends, checked over real sockets: invalid header and trailer fields never reach
+the wire, wrong message order gives a 500, Content-Length mismatches close instead of desync,
+bodiless statuses and HEAD, per-request lifespan state, and which upgrades count as WebSocket."""
 
 from __future__ import annotations
 
@@ -7,8 +9,8 @@ from typing import Any
 import pytest
 
 from server.types import Message, Receive, Scope, Send
-from tests.server.test_http_review_smuggling import connect, exchange, read_all, statuses
-from tests.support.live import serve
+from tests.support.http_exchange import exchange, read_all, statuses
+from tests.support.live import connect, serve
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -1,5 +1,6 @@
-"""Adversarial review: request bodies the app does not read, errors mid-upload, disconnects,
-keep-alive decisions, pipelining after errors (real sockets)."""
+"""Request bodies over real sockets: bodies the app does not read, errors and ``100 Continue``
+while the client is still uploading, disconnects mid-body, keep-alive decisions, pipelining
+after an error, and apps that outlive their client."""
 
 from __future__ import annotations
 
@@ -11,14 +12,8 @@ import pytest
 
 import server.protocols.http as http_module
 from server.types import Message, Receive, Scope, Send
-from tests.server.test_http_review_smuggling import (
-    connect,
-    echo_app,
-    exchange,
-    read_all,
-    statuses,
-)
-from tests.support.live import serve
+from tests.support.http_exchange import echo_app, exchange, read_all, statuses
+from tests.support.live import connect, serve
 
 pytestmark = pytest.mark.timeout(30)
 

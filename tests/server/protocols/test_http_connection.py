@@ -1,5 +1,6 @@
-"""Adversarial review, protocol level (FakeTransport): lingering close and pipelining while
-the client does not read."""
+"""``HttpProtocol`` connection handling on a fake transport: lingering close after an error,
+pipelining while the client does not read, no request desync whatever the app reads, the
+Server header value and the health-check path."""
 
 from __future__ import annotations
 
