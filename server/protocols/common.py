@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from server.access_log import AccessLog
 from server.config import Config
 from server.datecache import date_line
 from server.state import ServerState
+from server.types import Message
 
 
 def server_line(config: Config) -> bytes:
@@ -125,3 +126,60 @@ class ConnectionTimer:
             return
         self.callback = None
         callback()
+
+
+class PulledReceive:
+    """The ASGI ``receive`` of one HTTP request (HTTP/1.1 exchange or HTTP/2 stream).
+
+    Messages are made on demand by the subclass's ``_take`` (the body buffered so far, the end
+    of the body, the disconnect); this part holds the one waiting future and offers the direct
+    feed (docs/direct-feed.md): ``__call__``, ``arm`` and ``wake``, called by the protocol after
+    it fed new input.  The subclass provides the ``waiter`` slot.
+    """
+
+    if not TYPE_CHECKING:
+        # Empty at run time so subclasses keep their slot layout; hidden from mypy, which
+        # would otherwise refuse the assignments to ``waiter``, a slot the subclasses declare.
+        __slots__ = ()
+
+    waiter: asyncio.Future[Message] | None
+
+    def _take(self) -> Message | None:
+        raise NotImplementedError
+
+    async def __call__(self) -> Message:
+        message = self._take()
+        if message is not None:
+            return message
+        fut: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        self.waiter = fut
+        try:
+            return await fut
+        finally:
+            if self.waiter is fut:
+                self.waiter = None
+
+    def arm(self, fut: asyncio.Future[Message]) -> None:
+        """Resolve ``fut`` with the next message, now or when it comes."""
+        self.waiter = None
+        if fut.done():
+            return
+        message = self._take()
+        if message is not None:
+            fut.set_result(message)
+        else:
+            self.waiter = fut
+
+    def wake(self) -> None:
+        fut = self.waiter
+        if fut is None:
+            return
+        # Cleared first: _take may re-enter the protocol (resume the body) and feed us again.
+        self.waiter = None
+        if fut.done():
+            return  # cancelled or resolved elsewhere: the message stays pending
+        message = self._take()
+        if message is None:
+            self.waiter = fut
+        else:
+            fut.set_result(message)

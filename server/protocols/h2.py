@@ -25,7 +25,13 @@ from h2.errors import ErrorCodes
 from server.access_log import AccessLog
 from server.config import Config
 from server.datecache import date_line
-from server.protocols.common import ConnectionTimer, log_access, server_line, start_task
+from server.protocols.common import (
+    ConnectionTimer,
+    PulledReceive,
+    log_access,
+    server_line,
+    start_task,
+)
 from server.protocols.flow import FlowControl
 from server.sansio.h2 import (
     Body,
@@ -167,7 +173,7 @@ class FlowStream:
         return not self.disconnected
 
 
-class Stream(FlowStream):
+class Stream(PulledReceive, FlowStream):
     """One request stream: ASGI ``receive`` (this object) and ``send``."""
 
     __slots__ = (
@@ -241,42 +247,6 @@ class Stream(FlowStream):
         if self.disconnected:
             return dict(_DISCONNECT)
         return None
-
-    async def __call__(self) -> Message:
-        message = self._take()
-        if message is not None:
-            return message
-        fut: asyncio.Future[Message] = self.proto.loop.create_future()
-        self.waiter = fut
-        try:
-            return await fut
-        finally:
-            if self.waiter is fut:
-                self.waiter = None
-
-    def arm(self, fut: asyncio.Future[Message]) -> None:
-        """Direct-feed contract (docs/direct-feed.md): resolve ``fut`` with the next message."""
-        self.waiter = None
-        if fut.done():
-            return
-        message = self._take()
-        if message is not None:
-            fut.set_result(message)
-        else:
-            self.waiter = fut
-
-    def wake(self) -> None:
-        fut = self.waiter
-        if fut is None:
-            return
-        self.waiter = None
-        if fut.done():
-            return
-        message = self._take()
-        if message is None:
-            self.waiter = fut
-        else:
-            fut.set_result(message)
 
     def feed(self, data: bytes, flow: int) -> None:
         if self.request_done or self.complete:

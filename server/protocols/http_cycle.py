@@ -14,6 +14,7 @@ import asyncio
 import os
 from typing import TYPE_CHECKING, Any, Final
 
+from server.protocols.common import PulledReceive
 from server.sansio.request import RequestHead
 from server.sansio.response import ASGIProtocolError, ResponseState
 from server.types import Message
@@ -29,7 +30,7 @@ _DISCONNECT: Final = {"type": "http.disconnect"}
 _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
-class RequestCycle:
+class RequestCycle(PulledReceive):
     """One request/response exchange: ASGI ``receive`` (this object) and ``send``."""
 
     __slots__ = (
@@ -91,43 +92,6 @@ class RequestCycle:
         if self.disconnected:
             return dict(_DISCONNECT)
         return None
-
-    async def __call__(self) -> Message:
-        message = self._take()
-        if message is not None:
-            return message
-        fut: asyncio.Future[Message] = self.proto.loop.create_future()
-        self.waiter = fut
-        try:
-            return await fut
-        finally:
-            if self.waiter is fut:
-                self.waiter = None
-
-    def arm(self, fut: asyncio.Future[Message]) -> None:
-        """Direct-feed contract: resolve ``fut`` with the next message, now or when it comes."""
-        self.waiter = None
-        if fut.done():
-            return
-        message = self._take()
-        if message is not None:
-            fut.set_result(message)
-        else:
-            self.waiter = fut
-
-    def wake(self) -> None:
-        fut = self.waiter
-        if fut is None:
-            return
-        # Cleared first: _take may re-enter the protocol (resume_body) and feed us again.
-        self.waiter = None
-        if fut.done():
-            return  # cancelled or resolved elsewhere: the message stays pending
-        message = self._take()
-        if message is None:
-            self.waiter = fut
-        else:
-            fut.set_result(message)
 
     def feed(self, data: bytes | bytearray) -> None:
         self._chunks.append(data)
