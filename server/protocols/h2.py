@@ -38,16 +38,14 @@ from server.sansio.h2 import (
     BodyEnd,
     Failed,
     GoingAway,
-    H2Head,
     H2Server,
     Refused,
     Request,
     Reset,
     WindowOpened,
-    field_pairs,
-    response_headers,
-    trailer_fields,
 )
+from server.sansio.h2_head import H2Head
+from server.sansio.h2_response import field_pairs, response_headers, trailer_fields
 from server.sansio.request import RequestHead
 from server.sansio.response import ASGIProtocolError
 from server.sansio.scope import ConnectionInfo, http_scope, split_target, websocket_scope
@@ -60,6 +58,12 @@ logger = logging.getLogger("server.http")
 # Read size for http.response.pathsend / zerocopysend: each piece still goes out in DATA frames
 # of the client's maximum frame size, within its flow-control windows.
 FILE_CHUNK: Final = 256 * 1024
+
+# Output is written once per loop turn: the responses of every stream that answered in this
+# turn (h2load and browsers send many requests in one read) go out in one ``write``, one
+# syscall, instead of one each.  Past this many queued DATA bytes a send writes at once, so
+# the transport's water marks still hold back an application that sends without pausing.
+WRITE_BATCH: Final = 64 * 1024
 
 _DISCONNECT: Final = {"type": "http.disconnect"}
 # How long a connection ended by an error GOAWAY stays open to discard the client's input.
@@ -518,6 +522,7 @@ class H2Protocol(asyncio.Protocol):
         self.info: ConnectionInfo | None = None
         self.streams: dict[int, FlowStream] = {}
         self.closed = False
+        self._write_due = False  # a write_now is scheduled for the end of this loop turn
         self._idle_timer = ConnectionTimer(self.loop)
         self._access = AccessLog(config.access_log)
         health = config.health_check_path
@@ -542,7 +547,7 @@ class H2Protocol(asyncio.Protocol):
         )
         self.state.add_connection(self)
         self.h2.initiate()
-        self.flush()
+        self.write_now()  # the server preface goes out before the client says anything
         if self.state.shutting_down:
             self.shutdown()
         else:
@@ -601,7 +606,7 @@ class H2Protocol(asyncio.Protocol):
                     self.info and self.info.client,
                     event.reason,
                 )
-                self.flush()
+                self.write_now()
                 self._lose_streams()
                 self._linger()
                 return
@@ -668,6 +673,21 @@ class H2Protocol(asyncio.Protocol):
 
     # --- helpers used by streams -------------------------------------------------------
     def flush(self) -> None:
+        """Have what h2 queued written: at the end of this loop turn (see ``WRITE_BATCH``),
+        or now when enough DATA is waiting for the transport's backpressure to matter."""
+        if self.closed:
+            return
+        if self.h2.queued >= WRITE_BATCH:
+            self.write_now()
+        elif not self._write_due:
+            self._write_due = True
+            self.loop.call_soon(self._write_soon)
+
+    def _write_soon(self) -> None:
+        self._write_due = False
+        self.write_now()
+
+    def write_now(self) -> None:
         if self.closed:
             return
         out = self.h2.data_to_send()

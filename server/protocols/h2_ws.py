@@ -19,7 +19,8 @@ from h2.errors import ErrorCodes
 from server.protocols.common import ConnectionTimer
 from server.protocols.h2 import FlowStream, H2Protocol
 from server.protocols.websocket import WebSocketReceive
-from server.sansio.h2 import H2Head, response_headers
+from server.sansio.h2_head import H2Head
+from server.sansio.h2_response import response_headers
 from server.sansio.ws_errors import ASGIWebSocketError, ClientDisconnected
 from server.sansio.ws_frames import (
     CLOSE_GOING_AWAY,
