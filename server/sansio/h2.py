@@ -43,6 +43,7 @@ from hyperframe.frame import GoAwayFrame
 from server.sansio.h2_guards import PREFACE, FrameScanner, TokenBucket
 from server.sansio.h2_head import H2Head, HeadError, parse_head, trailers_malformed
 from server.sansio.h2_hpack import RepeatingDecoder, RepeatingEncoder
+from server.sansio.h2_send import FastSend
 
 __all__ = ["PREFACE", "H2Server"]
 
@@ -129,6 +130,7 @@ class H2Server:
         "_active",
         "_conn",
         "_failed",
+        "_fast",
         "_out",
         "_resets",
         "_scanner",
@@ -164,6 +166,8 @@ class H2Server:
         conn.encoder = RepeatingEncoder()
         conn.decoder = RepeatingDecoder()
         self._conn = conn
+        # Response frames bypass h2's frame objects when its internals allow (h2_send).
+        self._fast = FastSend.of(conn)
         self.max_streams = max_concurrent_streams
         self.max_fields = max_fields
         # HPACK bomb guard from the first HEADERS frame on: h2 only applies our advertised
@@ -322,8 +326,13 @@ class H2Server:
         self, stream_id: int, headers: list[tuple[bytes, bytes]], end_stream: bool = False
     ) -> bool:
         """False when the stream is gone (reset by the client meanwhile)."""
+        fast = self._fast
         try:
-            self._conn.send_headers(stream_id, headers, end_stream=end_stream)
+            stream = fast.stream(stream_id) if fast is not None else None
+            if stream is not None:
+                fast.headers(stream, headers, end_stream)  # type: ignore[union-attr]
+            else:
+                self._conn.send_headers(stream_id, headers, end_stream=end_stream)
         except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
             return False
         return True
@@ -340,8 +349,13 @@ class H2Server:
         size); returns the count sent, -1 when the stream is gone.  ``end_stream`` applies
         only when everything fit."""
         conn = self._conn
+        fast = self._fast
         try:
-            window = conn.local_flow_control_window(stream_id)
+            stream = fast.stream(stream_id) if fast is not None and data else None
+            if stream is not None:
+                window = fast.window(stream)  # type: ignore[union-attr]
+            else:
+                window = conn.local_flow_control_window(stream_id)
             total = len(data)
             if total == 0:
                 if end_stream:
@@ -353,7 +367,11 @@ class H2Server:
             while sent < total and window > 0:
                 size = min(frame, window, total - sent)
                 last = sent + size == total
-                conn.send_data(stream_id, view[sent : sent + size], end_stream=end_stream and last)
+                piece = view[sent : sent + size]
+                if stream is not None:
+                    fast.data(stream, piece, end_stream and last)  # type: ignore[union-attr]
+                else:
+                    conn.send_data(stream_id, piece, end_stream=end_stream and last)
                 sent += size
                 window -= size
             self.queued += sent

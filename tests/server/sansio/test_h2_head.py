@@ -109,3 +109,16 @@ def test_trailers() -> None:
     assert trailers_malformed([(b"X-Up", b"1")]) is not None
     assert trailers_malformed([(b"x", b"a\nb")]) is not None
     assert trailers_malformed([(b"transfer-encoding", b"chunked")]) is not None
+
+
+def test_a_repeated_head_is_a_fresh_copy() -> None:
+    fields = [*_GET, (b"accept", b"*/*")]
+    first = parse_head(fields, max_fields=100)
+    first.headers.append((b"x-added-by-the-app", b"1"))
+    second = parse_head(list(fields), max_fields=100)
+    assert second is not first
+    assert second.headers == [(b"host", b"h"), (b"accept", b"*/*")]
+    # The limit is part of what was decided: a smaller one is applied, not the remembered head.
+    with pytest.raises(HeadError) as info:
+        parse_head(fields, max_fields=0)
+    assert info.value.status == 431
