@@ -352,6 +352,8 @@ class H2Protocol(asyncio.Protocol):
             stream = Stream(self, event.stream_id, head, scope)
             if event.ended:
                 stream.request_done = True
+            else:
+                stream.watch_body()
         self.streams[event.stream_id] = stream
         stream.task = start_task(self.loop, state, self._run_app(stream))
 

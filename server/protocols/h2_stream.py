@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from h2.errors import ErrorCodes
 
-from server.protocols.common import PulledReceive
+from server.protocols.common import ConnectionTimer, PulledReceive
+from server.sansio.h2 import STREAM_WINDOW
 from server.sansio.h2_head import H2Head
 from server.sansio.h2_response import response_headers, trailer_fields
 from server.sansio.response import ASGIProtocolError
@@ -123,6 +124,7 @@ class Stream(PulledReceive, FlowStream):
 
     __slots__ = (
         "_chunks",
+        "_deadline",
         "_final_sent",
         "_flow",
         "body_size",
@@ -165,6 +167,7 @@ class Stream(PulledReceive, FlowStream):
         self.sent_length = 0
         self.trailers = False
         self.trailers_open = False
+        self._deadline: ConnectionTimer | None = None  # --timeout-request-body, when due
 
     # --- receive -----------------------------------------------------------------------
     def _take(self) -> Message | None:
@@ -176,6 +179,7 @@ class Stream(PulledReceive, FlowStream):
             self.continue_pending = False
             if not self.head_sent and not self.request_done and not self.disconnected:
                 self.proto.send_interim(self.stream_id)
+                self.watch_body()  # the client was asked for the body: now it is due
         if self.body_size or (self.request_done and not self._final_sent):
             chunks = self._chunks
             body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
@@ -188,6 +192,8 @@ class Stream(PulledReceive, FlowStream):
                 # The app took the bytes: open the window for as many (WINDOW_UPDATE).
                 flow, self._flow = self._flow, 0
                 self.proto.acknowledge(self.stream_id, flow)
+            if more:
+                self.watch_body()
             return {"type": "http.request", "body": body, "more_body": more}
         if self.disconnected:
             return dict(_DISCONNECT)
@@ -211,21 +217,58 @@ class Stream(PulledReceive, FlowStream):
             self._body_too_large()
             return
         self._flow += flow
+        if self._deadline is not None:
+            self.watch_body()  # progress: the deadline moves (or stops while the app is behind)
         if self.waiter is not None:
             self.wake()
+
+    def watch_body(self) -> None:
+        """Keep the --timeout-request-body deadline while the body is due from the client: not
+        yet complete, no 100-continue unanswered (the client waits for us then), and less
+        than a stream window unread (with a full window the app is behind, not the client,
+        and flow control holds the client back)."""
+        if (
+            self.request_done
+            or self.continue_pending
+            or self.disconnected
+            or self.complete
+            or self.body_size >= STREAM_WINDOW
+        ):
+            if self._deadline is not None:
+                self._deadline.cancel()
+            return
+        timer = self._deadline
+        if timer is None:
+            timer = self._deadline = ConnectionTimer(self.proto.loop)
+        timer.arm(self.proto.config.timeout_request_body, self._body_timeout)
+
+    def _body_timeout(self) -> None:
+        """The body made no progress for --timeout-request-body (as HTTP/1.1): the app gets
+        http.disconnect, the client a 408 if no response started, else the stream is reset;
+        the connection and its other streams go on."""
+        if self.request_done or self.disconnected:
+            return
+        logger.debug("stream %d: request body timeout", self.stream_id)
+        self._give_up(408, "Request Timeout")
 
     def _body_too_large(self) -> None:
         """--limit-request-body exceeded by a body without (or beyond) its content-length:
         413 if no response started yet, then the stream is reset (RFC 9113 section 8.1)."""
+        self._give_up(413, "Request body too large")
+
+    def _give_up(self, status: int, reason: str) -> None:
+        """Stop reading the request: ``status`` if no response started (and NO_ERROR asks the
+        client to stop sending, RFC 9113 section 8.1), else RST_STREAM CANCEL."""
         proto = self.proto
-        self.proto.acknowledge(self.stream_id, self._flow)
+        # The unread body is dropped: its bytes go back to the connection window.
+        proto.acknowledge(self.stream_id, self._flow)
         self._flow = 0
         self._chunks = []
         self.body_size = 0
         if not self.head_sent and not self.complete:
             self.head_sent = True
-            self.status = 413
-            proto.respond_plain(self.stream_id, 413, "Request body too large", ended=False)
+            self.status = status
+            proto.respond_plain(self.stream_id, status, reason, ended=False)
             self.complete = True
             proto.response_done(self)
         else:
@@ -235,11 +278,15 @@ class Stream(PulledReceive, FlowStream):
 
     def end_of_request(self) -> None:
         self.request_done = True
+        if self._deadline is not None:
+            self._deadline.cancel()
         if self.waiter is not None:
             self.wake()
 
     def lost(self) -> None:
         self.disconnected = True
+        if self._deadline is not None:
+            self._deadline.cancel()
         self.window_changed()
         if self.waiter is not None:
             self.wake()
@@ -352,6 +399,8 @@ class Stream(PulledReceive, FlowStream):
 
     def _finish(self) -> None:
         self.complete = True
+        if self._deadline is not None:
+            self._deadline.cancel()
         self.proto.response_done(self)
 
     async def _file(self, path: str | None, message: Message | None) -> None:
@@ -400,6 +449,8 @@ class Stream(PulledReceive, FlowStream):
     # --- end of the application -----------------------------------------------------------
     def app_failed(self) -> None:
         """The app raised, was cancelled, or returned without finishing the response."""
+        if self._deadline is not None:
+            self._deadline.cancel()  # nobody reads the body any more
         if self.complete or self.disconnected:
             return
         proto = self.proto
@@ -423,6 +474,8 @@ class Stream(PulledReceive, FlowStream):
         proto.flush()
 
     def app_returned(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
         if not self.complete and not self.disconnected:
             if self.head_sent:
                 logger.error("ASGI application returned without completing the response")
