@@ -1,13 +1,17 @@
-"""HTTP/2 protocol state without I/O: the ``h2`` connection, request heads, the guards against
-the HTTP/2 denial-of-service attacks, and the ASGI response rules for a stream.
+"""HTTP/2 protocol state without I/O: the ``h2`` connection of one client, the events it gives
+the I/O layer, stream limits and resets.
 
 Bytes and the current time go in (``receive_data(data, now)``); events and bytes to write come
-out.  No asyncio, no sockets, no clock: the asyncio glue is ``server.protocols.h2``.
+out.  No asyncio, no sockets, no clock: the asyncio glue is ``server.protocols.h2``.  The other
+ideas live next to this module: ``h2_guards`` (frame floods, header-block size), ``h2_head``
+(request head checks, RFC 9113 sections 8.2-8.3), ``h2_hpack`` (HPACK that reuses repeated
+blocks), ``h2_response`` (ASGI response fields), ``h2_send`` (response frames written into
+``h2``'s buffer).
 
 What this module adds to the ``h2`` library (RFC 9113):
 
-* A frame-header scanner in front of ``h2`` (``_FrameScanner``).  It reads only the 9-byte
-  frame headers and refuses, before ``h2`` buffers anything:
+* A frame-header scanner in front of ``h2`` (``h2_guards.FrameScanner``).  It reads only the
+  9-byte frame headers and refuses, before ``h2`` buffers anything:
   - a header block (HEADERS + CONTINUATION frames) larger than the header-size limit: ``h2``
     itself keeps up to 64 CONTINUATION frames of up to 16 KiB each before it looks at them
     (the 2024 "CONTINUATION flood");
@@ -24,6 +28,8 @@ What this module adds to the ``h2`` library (RFC 9113):
   5.1.2 would allow a stream error: h2 offers no way to refuse just the stream.)
 * HPACK bombs: the decoded header list is bounded by ``max_header_list_size`` from the first
   frame on (``h2`` applies the advertised setting only once the client acknowledged it).
+* Malformed request heads and trailers (RFC 9113 section 8.1.1) reset only their stream, with
+  PROTOCOL_ERROR, and count as resets (``h2`` would end the whole connection).
 """
 
 from __future__ import annotations

@@ -18,6 +18,8 @@ from __future__ import annotations
 import struct
 from typing import Any, Final
 
+import h2.exceptions
+
 try:
     from h2.connection import ConnectionInputs
     from h2.stream import StreamInputs
@@ -83,8 +85,6 @@ class FastSend:
         conn = self._conn
         informational = headers[0][0] == b":status" and headers[0][1][:1] == b"1"
         if informational and end_stream:
-            import h2.exceptions
-
             raise h2.exceptions.ProtocolError("END_STREAM on an informational response")
         conn.state_machine.process_input(self._conn_headers)
         machine = stream.state_machine
@@ -94,6 +94,8 @@ class FastSend:
         if end_stream:
             machine.process_input(self._end)
             flags = _END_STREAM
+        elif machine.trailers_sent:
+            raise h2.exceptions.ProtocolError("Trailers must have END_STREAM set.")
         out = conn._data_to_send
         sid = stream.stream_id
         size = conn.max_outbound_frame_size
