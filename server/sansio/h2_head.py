@@ -25,9 +25,11 @@ _GOOD_NAMES: set[bytes] = set()
 _GOOD_NAMES_MAX: Final = 1024
 # Heads already parsed, by their exact field list: clients send the same head for every
 # request of a page or a load run (HPACK-indexed, RepeatingDecoder), which then costs a copy.
-# Emptied when full, like the sets above.
+# Emptied when full, like the sets above; only heads of a browser's size are kept, so what the
+# table holds stays within _HEADS_MAX * _HEAD_BYTES whatever clients send.
 _HEADS: dict[tuple[tuple[bytes, bytes], ...], tuple[int, H2Head]] = {}
 _HEADS_MAX: Final = 256
+_HEAD_BYTES: Final = 8192
 
 
 class H2Head:
@@ -121,9 +123,10 @@ def parse_head(fields: Iterable[tuple[bytes, bytes]], *, max_fields: int) -> H2H
     if known is not None and known[0] == max_fields:
         return known[1].copy()
     head = _parse(key, max_fields)
-    if len(_HEADS) >= _HEADS_MAX:
-        _HEADS.clear()
-    _HEADS[key] = (max_fields, head.copy())
+    if sum(len(name) + len(value) for name, value in key) <= _HEAD_BYTES:
+        if len(_HEADS) >= _HEADS_MAX:
+            _HEADS.clear()
+        _HEADS[key] = (max_fields, head.copy())
     return head
 
 

@@ -122,3 +122,12 @@ def test_a_repeated_head_is_a_fresh_copy() -> None:
     with pytest.raises(HeadError) as info:
         parse_head(fields, max_fields=0)
     assert info.value.status == 431
+
+
+def test_only_heads_of_a_browsers_size_are_remembered() -> None:
+    from server.sansio import h2_head
+
+    h2_head._HEADS.clear()
+    parse_head([*_GET, (b"cookie", b"c" * 100)], max_fields=100)
+    parse_head([*_GET, (b"cookie", b"c" * (h2_head._HEAD_BYTES + 1))], max_fields=100)
+    assert len(h2_head._HEADS) == 1
