@@ -177,8 +177,15 @@ class Connection(asyncio.Protocol):
                 session.open = False
 
     def send(self, session: Session, frame: bytes) -> None:
-        if session.open:
-            self.conn.send_data(session.stream_id, frame)
+        if not session.open:
+            return
+        if self.conn.local_flow_control_window(session.stream_id) < len(frame):
+            # The server did not reopen its window: this session stops (counted as dropped)
+            # rather than breaking the others with h2's FlowControlError.
+            session.open = False
+            self.gen.dropped += 1
+            return
+        self.conn.send_data(session.stream_id, frame)
 
     def close_sessions(self) -> None:
         for session in self.sessions.values():
