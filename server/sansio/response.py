@@ -8,7 +8,8 @@ denial response.  No asyncio, no clock: the protocol passes the Date/Server line
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import enum
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from server.writer import CRLF, LAST_CHUNK, chunk_header, status_line
@@ -18,7 +19,116 @@ class ASGIProtocolError(RuntimeError):
     """The application broke the ASGI HTTP message rules (wrong order, bad types...)."""
 
 
-_NONE, _LENGTH, _CHUNKED, _CLOSE = 0, 1, 2, 3
+class ResponsePhase(enum.IntEnum):
+    """Where one response is.  A phase changes only along a row of :data:`TRANSITIONS`.
+
+    ``IntEnum`` so that the hot path indexes the derived table with a phase and hashes members
+    in C (a plain ``Enum`` hashes through a Python-level ``__hash__``).
+    """
+
+    NOT_STARTED = 0  # waiting for http.response.start
+    STARTED = 1  # start recorded; the head goes out with the first body message (one write)
+    STREAMING = 2  # head written, more body to come
+    TRAILERS_DUE = 3  # body finished, http.response.trailers expected (trailers=True)
+    TRAILERS = 4  # some trailer fields written, more to come
+    COMPLETE = 5  # the whole response is written; nothing more may be sent
+    # The first body was refused (longer than its Content-Length) after the head had been
+    # built but before anything reached the transport: the protocol may still answer 500.
+    WITHDRAWN = 6
+
+
+class ResponseEvent(enum.IntEnum):
+    """What the application asked for, as the phase machine sees it."""
+
+    START = 0  # http.response.start
+    BODY = 1  # http.response.body / zerocopysend with more_body=True
+    LAST_BODY = 2  # ... with more_body=False, no trailers declared
+    LAST_BODY_BEFORE_TRAILERS = 3  # ... with more_body=False, trailers=True in start
+    TRAILER_FIELDS = 4  # http.response.trailers with more_trailers=True
+    LAST_TRAILERS = 5  # http.response.trailers with more_trailers=False
+    FILE = 6  # http.response.pathsend: head and the whole body at once
+    WITHDRAW_HEAD = 7  # the first body was refused: the head built for it is never written
+
+
+_P, _E = ResponsePhase, ResponseEvent
+
+# Every allowed transition; anything else is an ASGIProtocolError naming the message and the
+# phase.  ASGI HTTP message order: start, body* (more_body), then trailers* if declared.
+TRANSITIONS: Final[Mapping[tuple[ResponsePhase, ResponseEvent], ResponsePhase]] = {
+    (_P.NOT_STARTED, _E.START): _P.STARTED,
+    (_P.STARTED, _E.BODY): _P.STREAMING,
+    (_P.STARTED, _E.LAST_BODY): _P.COMPLETE,
+    (_P.STARTED, _E.LAST_BODY_BEFORE_TRAILERS): _P.TRAILERS_DUE,
+    (_P.STARTED, _E.FILE): _P.COMPLETE,
+    (_P.STARTED, _E.WITHDRAW_HEAD): _P.WITHDRAWN,
+    (_P.STREAMING, _E.BODY): _P.STREAMING,
+    (_P.STREAMING, _E.LAST_BODY): _P.COMPLETE,
+    (_P.STREAMING, _E.LAST_BODY_BEFORE_TRAILERS): _P.TRAILERS_DUE,
+    (_P.TRAILERS_DUE, _E.TRAILER_FIELDS): _P.TRAILERS,
+    (_P.TRAILERS_DUE, _E.LAST_TRAILERS): _P.COMPLETE,
+    (_P.TRAILERS, _E.TRAILER_FIELDS): _P.TRAILERS,
+    (_P.TRAILERS, _E.LAST_TRAILERS): _P.COMPLETE,
+}
+
+# What each phase means, for the error when a message does not fit it.
+_PHASE_TEXT: Final[Mapping[ResponsePhase, str]] = {
+    _P.NOT_STARTED: "http.response.start has not been sent",
+    _P.STARTED: "http.response.start was sent and no body yet",
+    _P.STREAMING: "the body is being sent (more_body=True)",
+    _P.TRAILERS_DUE: "the body is finished and trailers are expected",
+    _P.TRAILERS: "trailers are being sent (more_trailers=True)",
+    _P.COMPLETE: "the response is complete",
+    _P.WITHDRAWN: "the response was refused (a body longer than its Content-Length)",
+}
+
+
+def _flags(phase: ResponsePhase) -> tuple[bool, bool, bool]:
+    """(started, head_sent, complete): the plain attributes the protocols read."""
+    head_sent = phase in (_P.STREAMING, _P.TRAILERS_DUE, _P.TRAILERS, _P.COMPLETE)
+    return phase is not _P.NOT_STARTED, head_sent, phase is _P.COMPLETE
+
+
+# A transition's row: the values ``ResponseState`` assigns to (phase, started, head_sent,
+# complete) in one statement.  Derived from TRANSITIONS once, indexed [phase][event] (None: not
+# allowed), so a message costs two tuple subscripts instead of building and hashing a key.
+_Row = tuple[ResponsePhase, bool, bool, bool]
+
+
+def _row(phase: ResponsePhase, event: ResponseEvent) -> _Row | None:
+    target = TRANSITIONS.get((phase, event))
+    return None if target is None else (target, *_flags(target))
+
+
+_ROWS: Final = tuple(tuple(_row(p, e) for e in ResponseEvent) for p in ResponsePhase)
+
+# Members bound to module names: a global load instead of a global plus an attribute load.
+_NOT_STARTED: Final = _P.NOT_STARTED
+_STARTED: Final = _P.STARTED
+_START: Final = _E.START
+_BODY: Final = _E.BODY
+_LAST_BODY: Final = _E.LAST_BODY
+_LAST_BODY_BEFORE_TRAILERS: Final = _E.LAST_BODY_BEFORE_TRAILERS
+_TRAILER_FIELDS: Final = _E.TRAILER_FIELDS
+_LAST_TRAILERS: Final = _E.LAST_TRAILERS
+_FILE: Final = _E.FILE
+_WITHDRAW_HEAD: Final = _E.WITHDRAW_HEAD
+_TRAILERS_DUE: Final = _P.TRAILERS_DUE
+
+
+class BodyFraming(enum.Enum):
+    """How the end of the body is shown (RFC 9112 section 6.3), decided once with the head."""
+
+    NONE = "no body"  # HEAD, 204, 304
+    LENGTH = "content-length"
+    CHUNKED = "chunked"
+    CLOSE = "close-delimited"  # HTTP/1.0 without a length: the body ends with the connection
+
+
+_NONE: Final = BodyFraming.NONE
+_LENGTH: Final = BodyFraming.LENGTH
+_CHUNKED: Final = BodyFraming.CHUNKED
+_CLOSE: Final = BodyFraming.CLOSE
+
 _DROPPED = frozenset((b"content-length", b"transfer-encoding", b"connection"))
 
 
@@ -53,7 +163,12 @@ def _remember_field(pair: tuple[bytes, bytes], line: bytes, kind: int) -> None:
 class ResponseState:
     """ASGI ``http.response.*`` rules for one request, producing the bytes to write.
 
-    Every method returns the list of parts for ONE transport write (possibly empty).
+    Every method returns the list of parts for ONE transport write (possibly empty).  Progress
+    is ``phase`` (:class:`ResponsePhase`); ``started``, ``head_sent`` and ``complete`` are
+    plain attributes derived from it, assigned together with it by :meth:`_next`'s row, so the
+    protocols read them without a call.  A message first asks :meth:`_next` whether it fits
+    the phase, then does its work, then assigns the row: a message refused half-way leaves
+    the phase as it was.
     """
 
     __slots__ = (
@@ -61,13 +176,13 @@ class ResponseState:
         "_framing",
         "_head_parts",
         "_remaining",
-        "_trailers_open",
         "complete",
         "content_length",
         "head_request",
         "head_sent",
         "http11",
         "keep_alive",
+        "phase",
         "started",
         "status",
         "trailers",
@@ -86,6 +201,7 @@ class ResponseState:
         self.http11 = http11
         self.keep_alive = keep_alive
         self.trailers_allowed = trailers_allowed
+        self.phase = _NOT_STARTED
         self.started = False
         self.head_sent = False
         self.complete = False
@@ -96,18 +212,36 @@ class ResponseState:
         self._extra = b""
         self._framing = _NONE
         self._remaining = 0
-        self._trailers_open = 0
+
+    def _next(self, event: ResponseEvent, message: str) -> _Row:
+        """The row of the transition ``event`` takes from the current phase; raises
+        :class:`ASGIProtocolError` if :data:`TRANSITIONS` has none.  Changes nothing: the
+        caller assigns the row once the message is done."""
+        row = _ROWS[self.phase][event]
+        if row is None:
+            phase = self.phase
+            raise ASGIProtocolError(
+                f"{message} not allowed: {_PHASE_TEXT[phase]} (response phase {phase.name})"
+            )
+        return row
+
+    def _withdraw_head(self) -> None:
+        """The first body was refused after its head was built: nothing was handed to the
+        transport, so the protocol can still answer 500 (``head_sent`` stays False); every
+        later message is refused, as the head built for this response is gone."""
+        self.phase, self.started, self.head_sent, self.complete = self._next(
+            _WITHDRAW_HEAD, "withdrawing the head"
+        )
 
     def start(self, message: Any, default_headers: bytes = b"") -> None:
         """Record ``http.response.start``; nothing is written until the first body message
         (ASGI: headers go out with the first body, which lets us coalesce them)."""
-        if self.started:
-            raise ASGIProtocolError("http.response.start sent twice")
+        row = self._next(_START, "http.response.start")
         status = message.get("status")
         if type(status) is not int or not 200 <= status <= 999:
             raise ASGIProtocolError(f"http.response.start: invalid status {status!r}")
-        self.status = status
-        self.trailers = bool(message.get("trailers", False))
+        trailers = bool(message.get("trailers", False))
+        keep_alive = self.keep_alive
         parts = [status_line(status)]
         has_date = has_server = False
         content_length: int | None = None
@@ -155,7 +289,7 @@ class ResponseState:
                     if exact and type(pair) is tuple:
                         _remember_field(pair, b"", _LENGTH_FIELD)
                 elif lname == b"connection" and b"close" in value.lower():
-                    self.keep_alive = False
+                    keep_alive = False
                 # framing headers are ours to decide (RFC 9112 section 6); dropped here
                 continue
             kind = _PLAIN
@@ -169,6 +303,9 @@ class ResponseState:
             parts.append(line)
             if exact and type(pair) is tuple:
                 _remember_field(pair, line, kind)
+        self.status = status
+        self.trailers = trailers
+        self.keep_alive = keep_alive
         self.content_length = content_length
         if default_headers and not (has_date or has_server):
             self._extra = default_headers
@@ -183,7 +320,7 @@ class ResponseState:
             ]
             self._extra = b"".join(line + CRLF for line in kept)
         self._head_parts = parts
-        self.started = True
+        self.phase, self.started, self.head_sent, self.complete = row
 
     def _head(self, body_length: int | None, more_body: bool) -> bytes:
         """Decide framing (RFC 9112 section 6) and serialize the head."""
@@ -224,29 +361,25 @@ class ResponseState:
             parts.append(b"connection: keep-alive\r\n\r\n")
         else:
             parts.append(CRLF)
-        self.head_sent = True
         head = b"".join(parts)
         self._head_parts = []
         return head
 
     def body(self, body: bytes | bytearray | memoryview, more_body: bool) -> list[Any]:
         """``http.response.body``: the parts to write for it."""
-        if not self.started:
-            raise ASGIProtocolError("http.response.body before http.response.start")
-        if self.complete or self._trailers_open:
-            raise ASGIProtocolError("http.response.body after the response finished")
+        event = _BODY if more_body else _LAST_BODY_BEFORE_TRAILERS if self.trailers else _LAST_BODY
+        row = self._next(event, "http.response.body")
         if type(body) is not bytes and not isinstance(body, bytearray | memoryview):
             raise ASGIProtocolError(f"http.response.body: body must be bytes, not {type(body)}")
         size = len(body)
         out: list[Any] = []
-        if not self.head_sent:
+        if self.phase is _STARTED:
             out.append(self._head(size, more_body))
         framing = self._framing
-        if framing == _LENGTH:
+        if framing is _LENGTH:
             if size > self._remaining:
                 if out:
-                    # The head built above is not written: the protocol can still answer 500.
-                    self.head_sent = False
+                    self._withdraw_head()  # the head built above is never written
                 raise ASGIProtocolError("response body longer than its Content-Length")
             self._remaining -= size
             if size:
@@ -254,34 +387,30 @@ class ResponseState:
             if not more_body and self._remaining:
                 # The client waits for bytes that will never come; only closing tells it.
                 self.keep_alive = False
-        elif framing == _CHUNKED:
+        elif framing is _CHUNKED:
             if size:
                 out.append(chunk_header(size))
                 out.append(body)
                 out.append(CRLF)
             if not more_body and not self.trailers:
                 out.append(LAST_CHUNK)
-        elif framing == _CLOSE and size:
+        elif framing is _CLOSE and size:
             out.append(body)
-        if not more_body:
-            if self.trailers:
-                self._trailers_open = 1
-            else:
-                self.complete = True
+        self.phase, self.started, self.head_sent, self.complete = row
         return out
 
     def send_trailers(self, headers: Iterable[Any], more_trailers: bool) -> list[bytes]:
         """``http.response.trailers`` (extension): trailer fields after the last chunk."""
         if not self.trailers:
             raise ASGIProtocolError("http.response.trailers without trailers=True in start")
-        if not self._trailers_open:
-            raise ASGIProtocolError("http.response.trailers before the last body message")
+        row = self._next(
+            _TRAILER_FIELDS if more_trailers else _LAST_TRAILERS, "http.response.trailers"
+        )
         out: list[bytes] = []
-        if self._framing == _CHUNKED:
+        if self._framing is _CHUNKED:
             # RFC 9112 section 7.1.2: last-chunk, then trailer fields, then CRLF.
-            if self._trailers_open == 1:
+            if self.phase is _TRAILERS_DUE:
                 out.append(b"0\r\n")
-                self._trailers_open = 2
             for name, value in headers:
                 if not isinstance(name, bytes | bytearray) or not isinstance(
                     value, bytes | bytearray
@@ -295,65 +424,54 @@ class ResponseState:
                 out.append(name + b": " + value + CRLF)
             if not more_trailers:
                 out.append(CRLF)
-        if not more_trailers:
-            self._trailers_open = 0
-            self.complete = True
+        self.phase, self.started, self.head_sent, self.complete = row
         return [b"".join(out)] if out else []
 
     def file_head(self, size: int) -> tuple[bytes, int]:
         """``http.response.pathsend``: the head, and how many file bytes to send after it."""
-        if not self.started:
-            raise ASGIProtocolError("http.response.pathsend before http.response.start")
-        if self.head_sent or self.complete:
-            raise ASGIProtocolError("http.response.pathsend after body was sent")
+        row = self._next(_FILE, "http.response.pathsend")
         self.trailers = False
         if self.content_length is None:
             self.content_length = size
         head = self._head(size, False)
-        self.complete = True
-        if self._framing == _NONE:
+        self.phase, self.started, self.head_sent, self.complete = row
+        if self._framing is _NONE:
             return head, 0
         count = min(size, self._remaining)
         if count != self._remaining:
             self.keep_alive = False
-        if self._framing == _CHUNKED:  # pragma: no cover - content_length is always set
+        if self._framing is _CHUNKED:  # pragma: no cover - content_length is always set
             raise ASGIProtocolError("pathsend cannot be chunked")
         return head, count
 
     def file_body(self, size: int, more_body: bool) -> tuple[list[bytes], int, list[bytes]]:
         """``http.response.zerocopysend``: like ``body`` for ``size`` bytes that the caller
         copies from a file itself.  Returns (parts before, bytes to copy, parts after)."""
-        if not self.started:
-            raise ASGIProtocolError("http.response.zerocopysend before http.response.start")
-        if self.complete or self._trailers_open:
-            raise ASGIProtocolError("http.response.zerocopysend after the response finished")
+        event = _BODY if more_body else _LAST_BODY_BEFORE_TRAILERS if self.trailers else _LAST_BODY
+        row = self._next(event, "http.response.zerocopysend")
         before: list[bytes] = []
         after: list[bytes] = []
-        if not self.head_sent:
+        if self.phase is _STARTED:
             before.append(self._head(size, more_body))
         framing = self._framing
         count = 0
-        if framing == _LENGTH:
+        if framing is _LENGTH:
             if size > self._remaining:
                 if before:
-                    self.head_sent = False  # nothing written yet, as in body()
+                    self._withdraw_head()  # nothing written yet, as in body()
                 raise ASGIProtocolError("response body longer than its Content-Length")
             self._remaining -= size
             count = size
             if not more_body and self._remaining:
                 self.keep_alive = False
-        elif framing == _CHUNKED:
+        elif framing is _CHUNKED:
             if size:
                 before.append(chunk_header(size))
                 after.append(CRLF)
                 count = size
             if not more_body and not self.trailers:
                 after.append(LAST_CHUNK)
-        elif framing == _CLOSE:
+        elif framing is _CLOSE:
             count = size
-        if not more_body:
-            if self.trailers:
-                self._trailers_open = 1
-            else:
-                self.complete = True
+        self.phase, self.started, self.head_sent, self.complete = row
         return before, count, after
