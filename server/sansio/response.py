@@ -19,29 +19,27 @@ class ASGIProtocolError(RuntimeError):
     """The application broke the ASGI HTTP message rules (wrong order, bad types...)."""
 
 
-class ResponsePhase(enum.IntEnum):
-    """Where one response is.  A phase changes only along a row of :data:`TRANSITIONS`.
+class ResponsePhase(enum.Enum):
+    """Where one response is (the value says it in words, for errors).  A phase changes only
+    along a transition of :data:`TRANSITIONS`."""
 
-    ``IntEnum`` so that the hot path indexes the derived table with a phase and hashes members
-    in C (a plain ``Enum`` hashes through a Python-level ``__hash__``).
-    """
-
-    NOT_STARTED = 0  # waiting for http.response.start
-    STARTED = 1  # start recorded; the head goes out with the first body message (one write)
-    STREAMING = 2  # head written, more body to come
-    TRAILERS_DUE = 3  # body finished, http.response.trailers expected (trailers=True)
-    TRAILERS = 4  # some trailer fields written, more to come
-    COMPLETE = 5  # the whole response is written; nothing more may be sent
+    NOT_STARTED = "http.response.start has not been sent"
+    # The head goes out with the first body message, so that each ASGI send is one write.
+    STARTED = "http.response.start was sent and no body yet"
+    STREAMING = "the body is being sent (more_body=True)"
+    TRAILERS_DUE = "the body is finished and trailers are expected"
+    TRAILERS = "trailers are being sent (more_trailers=True)"
+    COMPLETE = "the response is complete"
     # The first body was refused (longer than its Content-Length) after the head had been
     # built but before anything reached the transport: the protocol may still answer 500.
-    WITHDRAWN = 6
+    WITHDRAWN = "the response was refused (a body longer than its Content-Length)"
 
 
 class ResponseEvent(enum.IntEnum):
-    """What the application asked for, as the phase machine sees it."""
+    """What the application asked for, as the phase machine sees it (ints: list indexes)."""
 
     START = 0  # http.response.start
-    BODY = 1  # http.response.body / zerocopysend with more_body=True
+    BODY = 1  # http.response.body or zerocopysend with more_body=True
     LAST_BODY = 2  # ... with more_body=False, no trailers declared
     LAST_BODY_BEFORE_TRAILERS = 3  # ... with more_body=False, trailers=True in start
     TRAILER_FIELDS = 4  # http.response.trailers with more_trailers=True
@@ -70,49 +68,40 @@ TRANSITIONS: Final[Mapping[tuple[ResponsePhase, ResponseEvent], ResponsePhase]] 
     (_P.TRAILERS, _E.LAST_TRAILERS): _P.COMPLETE,
 }
 
-# What each phase means, for the error when a message does not fit it.
-_PHASE_TEXT: Final[Mapping[ResponsePhase, str]] = {
-    _P.NOT_STARTED: "http.response.start has not been sent",
-    _P.STARTED: "http.response.start was sent and no body yet",
-    _P.STREAMING: "the body is being sent (more_body=True)",
-    _P.TRAILERS_DUE: "the body is finished and trailers are expected",
-    _P.TRAILERS: "trailers are being sent (more_trailers=True)",
-    _P.COMPLETE: "the response is complete",
-    _P.WITHDRAWN: "the response was refused (a body longer than its Content-Length)",
-}
+# TRANSITIONS laid out for the hot path, derived once.  For each phase, its "moves": a list
+# indexed by event of the row to assign, or None where the event is not allowed.  A row is
+# (target phase, the target's moves, head_sent, complete): ``ResponseState`` keeps its
+# phase's moves in a slot, so checking a message is one subscript by a plain int (no hashing of
+# enum members, which a plain Enum does in Python), and taking the transition is one unpacking
+# assignment that also sets the flags the protocols read as plain attributes.
+_Moves = list["_Row | None"]
+_Row = tuple[ResponsePhase, _Moves, bool, bool]
 
 
-def _flags(phase: ResponsePhase) -> tuple[bool, bool, bool]:
-    """(started, head_sent, complete): the plain attributes the protocols read."""
-    head_sent = phase in (_P.STREAMING, _P.TRAILERS_DUE, _P.TRAILERS, _P.COMPLETE)
-    return phase is not _P.NOT_STARTED, head_sent, phase is _P.COMPLETE
+def _derive_moves() -> dict[ResponsePhase, _Moves]:
+    moves: dict[ResponsePhase, _Moves] = {phase: [None] * len(_E) for phase in _P}
+    for (phase, event), target in TRANSITIONS.items():
+        head_sent = target in (_P.STREAMING, _P.TRAILERS_DUE, _P.TRAILERS, _P.COMPLETE)
+        moves[phase][event] = (target, moves[target], head_sent, target is _P.COMPLETE)
+    return moves
 
 
-# A transition's row: the values ``ResponseState`` assigns to (phase, started, head_sent,
-# complete) in one statement.  Derived from TRANSITIONS once, indexed [phase][event] (None: not
-# allowed), so a message costs two tuple subscripts instead of building and hashing a key.
-_Row = tuple[ResponsePhase, bool, bool, bool]
+_MOVES: Final = _derive_moves()
 
-
-def _row(phase: ResponsePhase, event: ResponseEvent) -> _Row | None:
-    target = TRANSITIONS.get((phase, event))
-    return None if target is None else (target, *_flags(target))
-
-
-_ROWS: Final = tuple(tuple(_row(p, e) for e in ResponseEvent) for p in ResponsePhase)
-
-# Members bound to module names: a global load instead of a global plus an attribute load.
+# Bound to module names: a global load instead of a global plus an attribute load, and the
+# events as exact ints, which list subscripts take on their fast path.
 _NOT_STARTED: Final = _P.NOT_STARTED
+_NOT_STARTED_MOVES: Final = _MOVES[_P.NOT_STARTED]
 _STARTED: Final = _P.STARTED
-_START: Final = _E.START
-_BODY: Final = _E.BODY
-_LAST_BODY: Final = _E.LAST_BODY
-_LAST_BODY_BEFORE_TRAILERS: Final = _E.LAST_BODY_BEFORE_TRAILERS
-_TRAILER_FIELDS: Final = _E.TRAILER_FIELDS
-_LAST_TRAILERS: Final = _E.LAST_TRAILERS
-_FILE: Final = _E.FILE
-_WITHDRAW_HEAD: Final = _E.WITHDRAW_HEAD
 _TRAILERS_DUE: Final = _P.TRAILERS_DUE
+_START: Final = _E.START.value
+_BODY: Final = _E.BODY.value
+_LAST_BODY: Final = _E.LAST_BODY.value
+_LAST_BODY_BEFORE_TRAILERS: Final = _E.LAST_BODY_BEFORE_TRAILERS.value
+_TRAILER_FIELDS: Final = _E.TRAILER_FIELDS.value
+_LAST_TRAILERS: Final = _E.LAST_TRAILERS.value
+_FILE: Final = _E.FILE.value
+_WITHDRAW_HEAD: Final = _E.WITHDRAW_HEAD.value
 
 
 class BodyFraming(enum.Enum):
@@ -164,17 +153,18 @@ class ResponseState:
     """ASGI ``http.response.*`` rules for one request, producing the bytes to write.
 
     Every method returns the list of parts for ONE transport write (possibly empty).  Progress
-    is ``phase`` (:class:`ResponsePhase`); ``started``, ``head_sent`` and ``complete`` are
-    plain attributes derived from it, assigned together with it by :meth:`_next`'s row, so the
-    protocols read them without a call.  A message first asks :meth:`_next` whether it fits
-    the phase, then does its work, then assigns the row: a message refused half-way leaves
-    the phase as it was.
+    is ``phase`` (:class:`ResponsePhase`).  ``head_sent`` and ``complete``, which the protocols
+    read on every request, are plain attributes assigned together with the phase from the
+    transition's row (a property would cost a call per read); ``started`` is a property.  A
+    message first looks its transition up (:meth:`_next`), then does its work, then assigns
+    the row: a message refused half-way leaves the response as it was.
     """
 
     __slots__ = (
         "_extra",
         "_framing",
         "_head_parts",
+        "_moves",
         "_remaining",
         "complete",
         "content_length",
@@ -183,7 +173,6 @@ class ResponseState:
         "http11",
         "keep_alive",
         "phase",
-        "started",
         "status",
         "trailers",
         "trailers_allowed",
@@ -202,7 +191,7 @@ class ResponseState:
         self.keep_alive = keep_alive
         self.trailers_allowed = trailers_allowed
         self.phase = _NOT_STARTED
-        self.started = False
+        self._moves = _NOT_STARTED_MOVES
         self.head_sent = False
         self.complete = False
         self.status = 0
@@ -213,35 +202,44 @@ class ResponseState:
         self._framing = _NONE
         self._remaining = 0
 
-    def _next(self, event: ResponseEvent, message: str) -> _Row:
+    @property
+    def started(self) -> bool:
+        """``http.response.start`` was accepted."""
+        return self.phase is not _NOT_STARTED
+
+    def _next(self, event: int, message: str) -> _Row:
         """The row of the transition ``event`` takes from the current phase; raises
         :class:`ASGIProtocolError` if :data:`TRANSITIONS` has none.  Changes nothing: the
         caller assigns the row once the message is done."""
-        row = _ROWS[self.phase][event]
+        row = self._moves[event]
         if row is None:
-            phase = self.phase
-            raise ASGIProtocolError(
-                f"{message} not allowed: {_PHASE_TEXT[phase]} (response phase {phase.name})"
-            )
+            raise self._refused(message)
         return row
+
+    def _refused(self, message: str) -> ASGIProtocolError:
+        phase = self.phase
+        return ASGIProtocolError(
+            f"{message} not allowed: {phase.value} (response phase {phase.name})"
+        )
 
     def _withdraw_head(self) -> None:
         """The first body was refused after its head was built: nothing was handed to the
         transport, so the protocol can still answer 500 (``head_sent`` stays False); every
         later message is refused, as the head built for this response is gone."""
-        self.phase, self.started, self.head_sent, self.complete = self._next(
+        self.phase, self._moves, self.head_sent, self.complete = self._next(
             _WITHDRAW_HEAD, "withdrawing the head"
         )
 
     def start(self, message: Any, default_headers: bytes = b"") -> None:
         """Record ``http.response.start``; nothing is written until the first body message
         (ASGI: headers go out with the first body, which lets us coalesce them)."""
-        row = self._next(_START, "http.response.start")
+        row = self._moves[_START]  # _next, inlined: this runs for every response
+        if row is None:
+            raise self._refused("http.response.start")
         status = message.get("status")
         if type(status) is not int or not 200 <= status <= 999:
             raise ASGIProtocolError(f"http.response.start: invalid status {status!r}")
-        trailers = bool(message.get("trailers", False))
-        keep_alive = self.keep_alive
+        close = False
         parts = [status_line(status)]
         has_date = has_server = False
         content_length: int | None = None
@@ -289,7 +287,7 @@ class ResponseState:
                     if exact and type(pair) is tuple:
                         _remember_field(pair, b"", _LENGTH_FIELD)
                 elif lname == b"connection" and b"close" in value.lower():
-                    keep_alive = False
+                    close = True
                 # framing headers are ours to decide (RFC 9112 section 6); dropped here
                 continue
             kind = _PLAIN
@@ -304,8 +302,9 @@ class ResponseState:
             if exact and type(pair) is tuple:
                 _remember_field(pair, line, kind)
         self.status = status
-        self.trailers = trailers
-        self.keep_alive = keep_alive
+        self.trailers = bool(message.get("trailers", False))
+        if close:
+            self.keep_alive = False
         self.content_length = content_length
         if default_headers and not (has_date or has_server):
             self._extra = default_headers
@@ -320,7 +319,7 @@ class ResponseState:
             ]
             self._extra = b"".join(line + CRLF for line in kept)
         self._head_parts = parts
-        self.phase, self.started, self.head_sent, self.complete = row
+        self.phase, self._moves, self.head_sent, self.complete = row
 
     def _head(self, body_length: int | None, more_body: bool) -> bytes:
         """Decide framing (RFC 9112 section 6) and serialize the head."""
@@ -368,7 +367,9 @@ class ResponseState:
     def body(self, body: bytes | bytearray | memoryview, more_body: bool) -> list[Any]:
         """``http.response.body``: the parts to write for it."""
         event = _BODY if more_body else _LAST_BODY_BEFORE_TRAILERS if self.trailers else _LAST_BODY
-        row = self._next(event, "http.response.body")
+        row = self._moves[event]  # _next, inlined: this runs for every response
+        if row is None:
+            raise self._refused("http.response.body")
         if type(body) is not bytes and not isinstance(body, bytearray | memoryview):
             raise ASGIProtocolError(f"http.response.body: body must be bytes, not {type(body)}")
         size = len(body)
@@ -396,7 +397,7 @@ class ResponseState:
                 out.append(LAST_CHUNK)
         elif framing is _CLOSE and size:
             out.append(body)
-        self.phase, self.started, self.head_sent, self.complete = row
+        self.phase, self._moves, self.head_sent, self.complete = row
         return out
 
     def send_trailers(self, headers: Iterable[Any], more_trailers: bool) -> list[bytes]:
@@ -424,7 +425,7 @@ class ResponseState:
                 out.append(name + b": " + value + CRLF)
             if not more_trailers:
                 out.append(CRLF)
-        self.phase, self.started, self.head_sent, self.complete = row
+        self.phase, self._moves, self.head_sent, self.complete = row
         return [b"".join(out)] if out else []
 
     def file_head(self, size: int) -> tuple[bytes, int]:
@@ -434,7 +435,7 @@ class ResponseState:
         if self.content_length is None:
             self.content_length = size
         head = self._head(size, False)
-        self.phase, self.started, self.head_sent, self.complete = row
+        self.phase, self._moves, self.head_sent, self.complete = row
         if self._framing is _NONE:
             return head, 0
         count = min(size, self._remaining)
@@ -473,5 +474,5 @@ class ResponseState:
                 after.append(LAST_CHUNK)
         elif framing is _CLOSE:
             count = size
-        self.phase, self.started, self.head_sent, self.complete = row
+        self.phase, self._moves, self.head_sent, self.complete = row
         return before, count, after
