@@ -1,7 +1,8 @@
 """The response side of HTTP/1.x, Sans-I/O: ASGI ``http.response.*`` rules and serialisation.
 
 ``ResponseState`` checks the application's messages (order, types, header validity) and turns
-them into the bytes of one transport write each.  Every protocol that answers with an HTTP/1.x
+them into the bytes of one transport write each.  Message order is one state machine:
+:class:`ResponsePhase`, with every allowed step listed once in :data:`TRANSITIONS`.  Every protocol that answers with an HTTP/1.x
 response uses it: the HTTP/1.1 protocol, the server's own error responses and the WebSocket
 denial response.  No asyncio, no clock: the protocol passes the Date/Server lines in.
 """
@@ -88,11 +89,12 @@ def _derive_moves() -> dict[ResponsePhase, _Moves]:
 
 _MOVES: Final = _derive_moves()
 
-# Bound to module names: a global load instead of a global plus an attribute load, and the
-# events as exact ints, which list subscripts take on their fast path.
+# Bound to module names for the hot path: on Python 3.11 the enum metaclass defines
+# ``__getattr__``, so ``ResponsePhase.X`` takes the slow attribute path every time, while a
+# module global is a specialised load (benchmarks/micro/RESULTS.md, "Response phases as an
+# enum").  The events are bound as exact ints, which list subscripts take on their fast path.
 _NOT_STARTED: Final = _P.NOT_STARTED
 _NOT_STARTED_MOVES: Final = _MOVES[_P.NOT_STARTED]
-_STARTED: Final = _P.STARTED
 _TRAILERS_DUE: Final = _P.TRAILERS_DUE
 _START: Final = _E.START.value
 _BODY: Final = _E.BODY.value
@@ -374,7 +376,7 @@ class ResponseState:
             raise ASGIProtocolError(f"http.response.body: body must be bytes, not {type(body)}")
         size = len(body)
         out: list[Any] = []
-        if self.phase is _STARTED:
+        if not self.head_sent:  # phase STARTED: the head goes out with this body
             out.append(self._head(size, more_body))
         framing = self._framing
         if framing is _LENGTH:
@@ -452,7 +454,7 @@ class ResponseState:
         row = self._next(event, "http.response.zerocopysend")
         before: list[bytes] = []
         after: list[bytes] = []
-        if self.phase is _STARTED:
+        if not self.head_sent:  # phase STARTED: the head goes out with this body
             before.append(self._head(size, more_body))
         framing = self._framing
         count = 0
