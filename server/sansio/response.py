@@ -2,9 +2,10 @@
 
 ``ResponseState`` checks the application's messages (order, types, header validity) and turns
 them into the bytes of one transport write each.  Message order is one state machine:
-:class:`ResponsePhase`, with every allowed step listed once in :data:`TRANSITIONS`.  Every protocol that answers with an HTTP/1.x
-response uses it: the HTTP/1.1 protocol, the server's own error responses and the WebSocket
-denial response.  No asyncio, no clock: the protocol passes the Date/Server lines in.
+:class:`ResponsePhase`, with every allowed step listed once in :data:`TRANSITIONS`.  Every
+protocol that answers with an HTTP/1.x response uses it: the HTTP/1.1 protocol, the server's
+own error responses and the WebSocket denial response.  No asyncio, no clock: the protocol
+passes the Date/Server lines in.
 """
 
 from __future__ import annotations
