@@ -198,12 +198,9 @@ _REQUEST_LINE: Final = re.compile(
 _NAME_BYTES: Final = (
     b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 )
-# A field line holds VCHAR, obs-text, SP and HTAB (RFC 9110 section 5.5); deleting those and
-# mapping every other control character to NUL leaves only the CRLFs between the lines.
+# A field value holds VCHAR, obs-text, SP and HTAB (RFC 9110 section 5.5): deleting those
+# leaves nothing of a valid one.
 _FIELD_BYTES: Final = b"\t" + bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100))
-_CTL_TO_NUL: Final = bytes(c if c in (10, 13) or c >= 0x20 else 0 for c in range(256))
-# Every control character (HTAB, CR and LF included) and DEL to NUL, the rest unchanged.
-_UNUSUAL_TO_NUL: Final = bytes(c if 0x20 <= c != 0x7F else 0 for c in range(256))
 # Host = uri-host [ ":" port ] (RFC 9110 section 7.2, RFC 3986 section 3.2.2): an IP-literal in
 # brackets (with an RFC 6874 zone id) or a reg-name (unreserved / pct-encoded / sub-delims; an
 # IPv4 address is one too).
@@ -212,7 +209,6 @@ _HOST_RE: Final = re.compile(rb"(?:\[[0-9A-Za-z:.%]+\]|[A-Za-z0-9\-._~!$&'()*+,;
 _GOOD_HOSTS: set[bytes] = set()
 _GOOD_HOSTS_MAX: Final = 64
 
-_zip = zip
 
 
 def parse_head(data: bytes, limits: Limits) -> RequestHead | None:
@@ -220,10 +216,13 @@ def parse_head(data: bytes, limits: Limits) -> RequestHead | None:
 
     The ``RequestHead`` for a head in the strict subset (see the module docstring), ``None``
     for any other (the caller hands it to h11).  The caller still runs ``check_head`` on it.
-    The work is a fixed number of bytes operations over the whole block (each one C loop)
-    plus one tuple per field: a regular expression over the block would cost several
-    instructions per byte inside sre, a Python step per field line several hundred
-    (benchmarks/micro/RESULTS.md).
+
+    Field lines are looked up whole in ``_LINES`` first: a client repeats most of its lines
+    byte for byte on every request (User-Agent, Accept-*, the sec-ch-* hints), and whatever
+    a line is worth is a pure function of its bytes, so a line validated once is not split and
+    checked again.  A line not found is checked on its own (``_field_line``): a few bytes
+    operations, each one C loop.  The lines whose names the server acts on (Host,
+    Connection, ...) are kept apart (``_SPECIAL``) and fed to ``_scan_fields`` in order.
     """
     line = _REQUEST_LINE.match(data)
     if line is None:
@@ -234,45 +233,82 @@ def parse_head(data: bytes, limits: Limits) -> RequestHead | None:
     block = data[start:-4]  # the field lines, without the CRLF that ends the last one
     if len(block) > limits.size:
         return None
+    # A bare CR or LF stays inside a line here and fails that line's check.
     lines = block.split(b"\r\n")
     count = len(lines)
     if count > limits.headers:
         return None
-    # The usual shape, checked with a few C loops: no control character (a tab included,
-    # and CR or LF outside the CRLFs between lines), no space at the end of a line, and each
-    # line split at its first ": " with no space after it.
-    usual = 0 not in b"".join(lines).translate(_UNUSUAL_TO_NUL) and not (
-        b" \r" in block or block[-1:] == b" "
-    )
-    if usual:
-        names, colons, values = _zip(*[field.partition(b": ") for field in lines])
-        usual = b"" not in colons and min(values)[:1] != b" "
-    if not usual:
-        # No CR or LF outside the CRLF pairs (RFC 9112 section 2.2 allows a server to accept
-        # a bare LF; h11 does, so it decides), no control character (RFC 9110 section 5.5).
-        if block.translate(_CTL_TO_NUL, _FIELD_BYTES) != b"\r\n" * (count - 1):
-            return None
-        names, colons, values = _zip(*[field.partition(b":") for field in lines])
-        if b"" in colons:
-            return None
-        values = tuple(value.strip(b" \t") for value in values)
-    if b"" in names:
-        return None
-    joined = b":".join(names)
-    # Every name a token: deleting all tchars leaves only the joining colons.  A line that
-    # starts with SP/HTAB (obs-fold) or has whitespace before its colon fails here.
-    if len(joined.translate(None, _NAME_BYTES)) != count - 1:
-        return None
-    lowered = joined.lower().split(b":")
-    if b"_" in joined:
-        headers = [(n, v) for n, v in _zip(lowered, values) if b"_" not in n]
-    else:
-        headers = list(_zip(lowered, values))
+    fields: list[tuple[bytes, bytes]] = list(map(_lines_get, lines))
+    specials: list[tuple[bytes, bytes]] = []
+    misses = fields.count(None)  # type: ignore[arg-type]
+    if misses:
+        dropped = False
+        i = -1
+        for _ in range(misses):
+            i = fields.index(None, i + 1)  # type: ignore[arg-type]
+            raw = lines[i]
+            field = _specials_get(raw)
+            if field is None:
+                field = _field_line(raw)
+                if field is None:
+                    return None
+                name = field[0]
+                if name in _INTERESTING:
+                    if len(_SPECIAL) >= _SPECIAL_MAX:
+                        _SPECIAL.clear()
+                    _SPECIAL[raw] = field
+                elif b"_" in name:
+                    # CVE-2015-0219: see head_from_h11; no framing field has a "_".
+                    fields[i] = _DROPPED
+                    dropped = True
+                    continue
+                else:
+                    if len(raw) <= _LINE_MAX:
+                        if len(_LINES) >= _LINES_MAX:
+                            _LINES.clear()
+                        _LINES[raw] = field
+                    fields[i] = field
+                    continue
+            fields[i] = field
+            specials.append(field)
+        if dropped:
+            fields = [field for field in fields if field is not _DROPPED]
     head = _new_head(RequestHead)
     head.method, head.target, head.http_version = line.groups()
-    if not _scan_fields(head, headers):
+    if not _scan_fields(head, specials):
         return None
+    head.headers = fields
     return head
+
+
+def _field_line(raw: bytes) -> tuple[bytes, bytes] | None:
+    """``(lowercased name, value)`` of one field line in the strict subset, else None.
+
+    ``token ":" OWS value OWS`` (RFC 9112 section 5): a line starting with SP/HTAB (obs-fold)
+    or with whitespace before its colon has a name that is not a token; the value may hold
+    VCHAR, obs-text, SP and HTAB only (RFC 9110 section 5.5), so a bare CR or LF, NUL or any
+    other control character sends the head to h11.
+    """
+    name, colon, rest = raw.partition(b":")
+    if not colon or not name or name.translate(None, _NAME_BYTES):
+        return None
+    value = rest.strip(b" \t")
+    if value.translate(None, _FIELD_BYTES):
+        return None
+    return name.lower(), value
+
+
+# Field lines already found valid (see parse_head), bounded: emptied when full, so a client
+# sending ever new lines costs the checks it would cost anyway and memory stays capped
+# (_LINES_MAX lines of at most _LINE_MAX bytes; longer lines, usually cookies, are not kept).
+_LINES: dict[bytes, tuple[bytes, bytes]] = {}
+_LINES_MAX: Final = 2048
+_LINE_MAX: Final = 256
+_SPECIAL: dict[bytes, tuple[bytes, bytes]] = {}
+_SPECIAL_MAX: Final = 256
+_lines_get = _LINES.get
+_specials_get = _SPECIAL.get
+_DROPPED: Final = (b"", b"")
 
 
 # --- checks on both paths -------------------------------------------------------------------
