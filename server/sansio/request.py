@@ -23,7 +23,7 @@ in values, CONNECT/authority-form) are enforced on the h11 path by ``check_h11_h
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from server.sansio.limits import Limits
 
@@ -238,14 +238,15 @@ def parse_head(data: bytes, limits: Limits) -> RequestHead | None:
     count = len(lines)
     if count > limits.headers:
         return None
-    fields: list[tuple[bytes, bytes]] = list(map(_lines_get, lines))
+    # (name, value) per line; None where the line is not in _LINES (filled in below).
+    fields: list[Any] = list(map(_lines_get, lines))
     specials: list[tuple[bytes, bytes]] = []
-    misses = fields.count(None)  # type: ignore[arg-type]
+    misses = fields.count(None)
     if misses:
         dropped = False
         i = -1
         for _ in range(misses):
-            i = fields.index(None, i + 1)  # type: ignore[arg-type]
+            i = fields.index(None, i + 1)
             raw = lines[i]
             field = _specials_get(raw)
             if field is None:
