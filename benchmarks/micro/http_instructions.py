@@ -79,7 +79,10 @@ async def run(case: str, n: int) -> None:
 def main() -> None:
     import uvloop
 
+    from server.gc_threshold import adopt_313_threshold
+
     case, n = sys.argv[1], int(sys.argv[2])
+    adopt_313_threshold()  # as the server does at start-up
     uvloop.run(run(case, n))
 
 

@@ -23,6 +23,7 @@ in values, CONNECT/authority-form) are enforced on the h11 path by ``check_h11_h
 from __future__ import annotations
 
 import re
+from itertools import repeat as _repeat
 from typing import TYPE_CHECKING, Any, Final
 
 from server.sansio.limits import Limits
@@ -210,7 +211,6 @@ _GOOD_HOSTS: set[bytes] = set()
 _GOOD_HOSTS_MAX: Final = 64
 
 
-
 def parse_head(data: bytes, limits: Limits) -> RequestHead | None:
     """``data``: one whole head, request-line to the blank line (CRLF CRLF) included.
 
@@ -238,15 +238,15 @@ def parse_head(data: bytes, limits: Limits) -> RequestHead | None:
     count = len(lines)
     if count > limits.headers:
         return None
-    # (name, value) per line; None where the line is not in _LINES (filled in below).
-    fields: list[Any] = list(map(_lines_get, lines))
+    # (name, value) per line; _MISS where the line is not in _LINES (filled in below).
+    fields: list[Any] = list(map(_lines_get, lines, _repeat(_MISS)))
     specials: list[tuple[bytes, bytes]] = []
-    misses = fields.count(None)
+    misses = fields.count(_MISS)
     if misses:
         dropped = False
         i = -1
         for _ in range(misses):
-            i = fields.index(None, i + 1)
+            i = fields.index(_MISS, i + 1)
             raw = lines[i]
             field = _specials_get(raw)
             if field is None:
@@ -258,7 +258,7 @@ def parse_head(data: bytes, limits: Limits) -> RequestHead | None:
                     if len(_SPECIAL) >= _SPECIAL_MAX:
                         _SPECIAL.clear()
                     _SPECIAL[raw] = field
-                elif b"_" in name:
+                elif _UNDERSCORE in name:
                     # CVE-2015-0219: see head_from_h11; no framing field has a "_".
                     fields[i] = _DROPPED
                     dropped = True
@@ -291,12 +291,16 @@ def _field_line(raw: bytes) -> tuple[bytes, bytes] | None:
     other control character sends the head to h11.
     """
     name, colon, rest = raw.partition(b":")
-    if not colon or not name or name.translate(None, _NAME_BYTES):
+    if not colon or not name:
+        return None
+    name = name.translate(_NAME_LOWER)  # a byte outside tchar becomes NUL
+    if 0 in name:
         return None
     value = rest.strip(b" \t")
-    if value.translate(None, _FIELD_BYTES):
+    # Unchanged (the very object back) when every byte maps to itself, i.e. is valid.
+    if value.translate(_VALUE_SAME) is not value:
         return None
-    return name.lower(), value
+    return name, value
 
 
 # Field lines already found valid (see parse_head), bounded: emptied when full, so a client
@@ -310,6 +314,20 @@ _SPECIAL_MAX: Final = 256
 _lines_get = _LINES.get
 _specials_get = _SPECIAL.get
 _DROPPED: Final = (b"", b"")
+# Membership tests on bytes take an int: ``b"_" in name`` first tries the needle as an int,
+# and raising and clearing that TypeError costs six times the search itself (CPython 3.11,
+# benchmarks/micro/RESULTS.md).
+_UNDERSCORE: Final = 0x5F
+# What dict.get gives for a line not in _LINES: an empty tuple, because list.count/index
+# compare it with the (name, value) pairs by length at once (None would go through the slow
+# path of a comparison between different types).
+_MISS: Final = ()
+# tchar (see _NAME_BYTES) to itself lowercased, every other byte to NUL: one C loop per name.
+_NAME_LOWER: Final = bytes(
+    (c | 0x20 if 0x41 <= c <= 0x5A else c) if c in _NAME_BYTES else 0 for c in range(256)
+)
+# A field value's valid bytes (see _FIELD_BYTES) to themselves, the others to something else.
+_VALUE_SAME: Final = bytes(c if c in _FIELD_BYTES else (c + 1) % 256 for c in range(256))
 
 
 # --- checks on both paths -------------------------------------------------------------------
