@@ -4,6 +4,7 @@ timers, the receive contract and error handling (no sockets involved)."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -767,3 +768,28 @@ async def test_repeated_head_scopes_are_independent_and_complete() -> None:
         assert scope["headers"] == [(b"host", b"t"), (b"accept", b"*/*"), (b"x-mutated", b"1")]
     assert all(w.startswith(b"HTTP/1.1 200 OK\r\n") for w in t.writes)
     assert state.total_requests == 4 and not t.closed
+
+
+@pytest.mark.parametrize("outcome", ["response", "exception", "cancelled"])
+async def test_request_task_leaves_the_server_state_when_it_ends(outcome: str) -> None:
+    """The request task takes itself out of state.tasks (no done callback); whichever way the
+    app ends, nothing stays behind to count against --limit-concurrency."""
+    release = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if outcome == "exception":
+            raise RuntimeError("boom")
+        if outcome == "cancelled":
+            await release.wait()  # until the close timeout cancels it
+        await hello(scope, receive, send)
+
+    proto, _t, state = make(app, application_close_timeout=0.0)
+    proto.data_received(GET)
+    (task,) = state.tasks
+    if outcome == "cancelled":
+        coro = task.get_coro()
+        await until(lambda: inspect.getcoroutinestate(coro) == inspect.CORO_SUSPENDED)  # type: ignore[arg-type]
+        proto.connection_lost(None)
+    await asyncio.wait([task])
+    assert task.cancelled() == (outcome == "cancelled")
+    assert not state.tasks
