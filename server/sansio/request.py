@@ -122,8 +122,21 @@ _INTERESTING: Final = frozenset(
 )
 
 
-def _tokens(value: bytes) -> list[bytes]:
-    return [t.strip() for t in value.lower().split(b",")]
+def _tokens(value: bytes) -> tuple[bytes, ...]:
+    """The lowercased elements of a list-valued field (Connection, TE, Upgrade: RFC 9110
+    section 5.6.1).  A client sends the same few values again and again ("keep-alive"), so
+    short ones are remembered (bounded, emptied when full)."""
+    tokens = _TOKENS.get(value)
+    if tokens is None:
+        tokens = tuple([t.strip() for t in value.lower().split(b",")])
+        if len(value) <= 64:
+            if len(_TOKENS) >= 256:
+                _TOKENS.clear()
+            _TOKENS[value] = tokens
+    return tokens
+
+
+_TOKENS: dict[bytes, tuple[bytes, ...]] = {}
 
 
 def _scan_fields(head: RequestHead, headers: list[tuple[bytes, bytes]]) -> bool:

@@ -306,20 +306,38 @@ def http_scope(
     extensions: dict[str, Any] | None = None,
     forwarded_allow_ips: tuple[str, ...] = ("127.0.0.1", "::1"),
 ) -> dict[str, Any]:
-    scope = _base_scope(head, info, lifespan_state)
-    scope["type"] = "http"
+    # The keys of _base_scope and the http ones in one literal: built once per request, so
+    # no insertions after it (the dict would be resized on the way).
+    raw_path, query_string = split_target(head.target)
+    path = decode_path(raw_path)
+    root_path = info.root_path
+    if root_path:
+        path = root_path + path  # as in _base_scope
+        raw_path = info.root_raw + raw_path
     method = head.method
-    scope["method"] = _METHODS.get(method) or method.decode("ascii")
-    scheme = "https" if info.secure else "http"
+    scope: dict[str, Any] = {
+        "type": "http",
+        "asgi": ASGI_VERSION,
+        "http_version": _HTTP_VERSIONS.get(head.http_version) or head.http_version.decode(),
+        "method": _METHODS.get(method) or method.decode("ascii"),
+        "scheme": "https" if info.secure else "http",
+        "path": path,
+        "raw_path": raw_path,
+        "query_string": query_string,
+        "root_path": root_path,
+        "headers": head.headers,
+        "client": info.client,
+        "server": info.server,
+        "state": dict(lifespan_state) if lifespan_state is not None else {},
+    }
+    if extensions is not None:
+        scope["extensions"] = extensions
     if info.proxy_trusted:
         proto = _apply_proxy(scope, head, info, trusted_proxies(forwarded_allow_ips))
         if proto in ("http", "https"):
-            scheme = proto
+            scope["scheme"] = proto
         elif proto in ("ws", "wss"):
-            scheme = "https" if proto == "wss" else "http"
-    scope["scheme"] = scheme
-    if extensions is not None:
-        scope["extensions"] = extensions
+            scope["scheme"] = "https" if proto == "wss" else "http"
     return scope
 
 
