@@ -87,25 +87,6 @@ class RequestHead:
         self.http_version = http_version
         _scan_fields(self, headers)
 
-    def copy(self, headers: tuple[tuple[bytes, bytes], ...] | None = None) -> RequestHead:
-        """An equal head with its own header list (the list becomes ``scope["headers"]``,
-        which the application may change); ``headers``: the fields to list instead."""
-        new = _new_head(RequestHead)
-        new.method = self.method
-        new.target = self.target
-        new.http_version = self.http_version
-        new.headers = list(self.headers if headers is None else headers)
-        new.host = self.host
-        new.content_length = self.content_length
-        new.chunked = self.chunked
-        new.has_body = self.has_body
-        new.keep_alive = self.keep_alive
-        new.expect_continue = self.expect_continue
-        new.upgrade = self.upgrade
-        new.websocket = self.websocket
-        new.te_trailers = self.te_trailers
-        return new
-
 
 _new_head = object.__new__
 

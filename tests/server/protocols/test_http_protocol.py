@@ -742,8 +742,9 @@ async def test_pipelined_backlog_pauses_reading() -> None:
 
 
 async def test_repeated_head_scopes_are_independent_and_complete() -> None:
-    """The parser reuses an identical head (see HTTP11Connection._try_repeat): every request
-    still gets its own scope and header list, and an app changing them affects nothing."""
+    """The parser reuses the (name, value) pairs of field lines it saw before (request.py's
+    line cache): every request still gets its own scope and header list, and an app changing
+    them affects nothing."""
     scopes: list[Any] = []
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
