@@ -53,7 +53,14 @@ from server.sansio.response import ASGIProtocolError
 from server.sansio.scope import ConnectionInfo, http_scope, split_target, websocket_scope
 from server.sansio.ws_errors import ClientDisconnected
 from server.state import ServerState
-from server.types import ASGIApp, Message
+from server.types import (
+    ASGIApp,
+    HTTPReceiveEvent,
+    HTTPScope,
+    Message,
+    WebSocketReceiveEvent,
+    WebSocketScope,
+)
 
 logger = logging.getLogger("server.http")
 
@@ -61,7 +68,6 @@ logger = logging.getLogger("server.http")
 # of the client's maximum frame size, within its flow-control windows.
 FILE_CHUNK: Final = 256 * 1024
 
-_DISCONNECT: Final = {"type": "http.disconnect"}
 # How long a connection ended by an error GOAWAY stays open to discard the client's input.
 LINGER_TIMEOUT: Final = 2.0
 
@@ -92,7 +98,9 @@ class FlowStream:
 
     __slots__ = ("_window_waiter", "disconnected", "proto", "scope", "stream_id", "task")
 
-    def __init__(self, proto: H2Protocol, stream_id: int, scope: dict[str, Any]) -> None:
+    def __init__(
+        self, proto: H2Protocol, stream_id: int, scope: HTTPScope | WebSocketScope
+    ) -> None:
         self.proto = proto
         self.stream_id = stream_id
         self.scope = scope
@@ -121,7 +129,7 @@ class FlowStream:
     async def send(self, message: Message) -> None:
         raise NotImplementedError
 
-    async def __call__(self) -> Message:
+    async def __call__(self) -> HTTPReceiveEvent | WebSocketReceiveEvent:
         raise NotImplementedError
 
     def window_changed(self) -> None:
@@ -197,9 +205,7 @@ class Stream(PulledReceive, FlowStream):
         "waiter",
     )
 
-    def __init__(
-        self, proto: H2Protocol, stream_id: int, head: H2Head, scope: dict[str, Any]
-    ) -> None:
+    def __init__(self, proto: H2Protocol, stream_id: int, head: H2Head, scope: HTTPScope) -> None:
         super().__init__(proto, stream_id, scope)
         self.head = head
         self._chunks: list[bytes] = []
@@ -209,7 +215,7 @@ class Stream(PulledReceive, FlowStream):
         self.request_done = False
         self._final_sent = False
         self.continue_pending = head.expect_continue
-        self.waiter: asyncio.Future[Message] | None = None
+        self.waiter: asyncio.Future[HTTPReceiveEvent] | None = None
         # Response state.
         self.started = False
         self.head_sent = False
@@ -222,9 +228,9 @@ class Stream(PulledReceive, FlowStream):
         self.trailers_open = False
 
     # --- receive -----------------------------------------------------------------------
-    def _take(self) -> Message | None:
+    def _take(self) -> HTTPReceiveEvent | None:
         if self.complete:
-            return dict(_DISCONNECT)
+            return {"type": "http.disconnect"}
         if self.continue_pending:
             # RFC 9110 section 10.1.1 / RFC 9113 section 8.1: an interim 100 tells the client
             # to send the body; sent only once the app asks for the body.
@@ -245,7 +251,7 @@ class Stream(PulledReceive, FlowStream):
                 self.proto.acknowledge(self.stream_id, flow)
             return {"type": "http.request", "body": body, "more_body": more}
         if self.disconnected:
-            return dict(_DISCONNECT)
+            return {"type": "http.disconnect"}
         return None
 
     def feed(self, data: bytes, flow: int) -> None:
@@ -723,6 +729,7 @@ class H2Protocol(asyncio.Protocol):
             self._served_directly(sid, head, 503)
             return
         stream: FlowStream
+        scope: HTTPScope | WebSocketScope
         if head.websocket:
             from server.protocols.h2_ws import WebSocketStream
 
@@ -734,7 +741,7 @@ class H2Protocol(asyncio.Protocol):
             )
             stream = WebSocketStream(self, event.stream_id, head, scope)
         else:
-            extensions: dict[str, Any] = {
+            extensions: dict[str, dict[str, Any]] = {
                 "http.response.pathsend": {},
                 "http.response.zerocopysend": {},
                 # HTTP/2 frames trailers natively (RFC 9113 section 8.1), whatever TE says.

@@ -369,7 +369,7 @@ class HttpProtocol(asyncio.Protocol):
             return False
         info = self.info
         assert info is not None
-        extensions: dict[str, Any] = {
+        extensions: dict[str, dict[str, Any]] = {
             "http.response.pathsend": {},
             "http.response.zerocopysend": {},
         }
