@@ -389,9 +389,8 @@ class RedisChannelLayer(RedisGroups, BaseChannelLayer, ArmableLayer):
         channel's next message, or keep that message pending if ``fut`` is done by then.
 
         Without ``arm`` every consumer needed its own pump task calling ``receive`` (a task
-        wake-up, a fresh future and a mailbox round trip per delivery), about half the
-        deliveries per second (benchmarks/micro/RESULTS.md, "Redis layer: arm versus pump
-        tasks").  Messages are handed over as decoded (one dict shared by all local members
+        wake-up, a fresh future and a mailbox round trip per delivery; figures in
+        benchmarks/micro/RESULTS.md, "Redis layer: arm versus pump tasks").  Messages are handed over as decoded (one dict shared by all local members
         of a group, like the in-memory layer).
         """
         if channel not in self._mailboxes.boxes:
