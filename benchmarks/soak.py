@@ -643,19 +643,8 @@ def plot(json_path: Path, png_path: Path) -> None:
         except (OSError, subprocess.SubprocessError) as exc:
             print(f"chart skipped: could not install matplotlib ({exc})")
             return
-    done = subprocess.run(
-        [
-            str(servers.PEERS_PYTHON),
-            str(servers.BENCH_DIR / "soak_plot.py"),
-            str(json_path),
-            str(png_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if done.returncode != 0:
-        print("chart failed: " + done.stderr.strip()[-400:])
+    error = peers.draw("soak_plot.py", json_path, png_path)
+    if error is not None:
+        print("chart failed: " + error)
     else:
         print(f"chart: {png_path}")
