@@ -36,14 +36,12 @@ class ASGIVersions(TypedDict):
 # --- scopes -----------------------------------------------------------------------------
 
 
-class HTTPScope(TypedDict):
-    """``http`` connection scope (ASGI HTTP spec).  ``headers`` is the server's own list,
+class _ConnectionScope(TypedDict):
+    """What the ``http`` and ``websocket`` scopes share.  ``headers`` is the server's own list,
     lowercased names in order, which the application may change."""
 
-    type: Literal["http"]
     asgi: ASGIVersions
     http_version: str
-    method: str
     scheme: str
     path: str
     raw_path: bytes
@@ -56,24 +54,19 @@ class HTTPScope(TypedDict):
     extensions: NotRequired[dict[str, dict[str, Any]]]
 
 
-class WebSocketScope(TypedDict):
+class HTTPScope(_ConnectionScope):
+    """``http`` connection scope (ASGI HTTP spec)."""
+
+    type: Literal["http"]
+    method: str
+
+
+class WebSocketScope(_ConnectionScope):
     """``websocket`` connection scope (ASGI WebSocket spec).  ``subprotocols`` and
     ``extensions`` are added by the WebSocket protocol once it has checked the handshake."""
 
     type: Literal["websocket"]
-    asgi: ASGIVersions
-    http_version: str
-    scheme: str
-    path: str
-    raw_path: bytes
-    query_string: bytes
-    root_path: str
-    headers: list[tuple[bytes, bytes]]
-    client: Address | None
-    server: Address | None
-    state: dict[str, Any]
     subprotocols: NotRequired[list[str]]
-    extensions: NotRequired[dict[str, dict[str, Any]]]
 
 
 class LifespanScope(TypedDict):

@@ -8,7 +8,9 @@ a cluster has.  Failover tests take their own cluster (they change its topology)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -160,15 +162,37 @@ async def test_group_left_and_joined_again_stays_subscribed(
 
 
 # ---------------------------------------------------------------- failover
-async def _list_layer_survives(
-    cluster: RedisCluster, kill: bool, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.WARNING, logger="channels.layers")
-    layer = RedisChannelLayer(hosts=cluster_hosts(cluster))
+# Each failover test runs twice: a coordinated failover, then a killed primary.
+FAILOVERS = pytest.mark.parametrize("kill", [False, True], ids=["failover", "killed-primary"])
+
+
+@contextlib.asynccontextmanager
+async def receiver_and_sender(
+    cls: type[Any], cluster: RedisCluster, **options: Any
+) -> AsyncIterator[tuple[Any, Any]]:
+    """Two layers of ``cls`` on ``cluster`` (the first with ``options``), each giving up on a
+    command after 8 s, flushed and closed afterwards."""
+    layer = cls(hosts=cluster_hosts(cluster), **options)
     layer.command_timeout = 8.0
-    sender = RedisChannelLayer(hosts=cluster_hosts(cluster))
+    sender = cls(hosts=cluster_hosts(cluster))
     sender.command_timeout = 8.0
     try:
+        yield layer, sender
+    finally:
+        for made in (layer, sender):
+            await made.flush()
+            await made.close()
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+@FAILOVERS
+async def test_list_layer_rides_out_a_failover(
+    redis_cluster: RedisCluster, kill: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    cluster = redis_cluster
+    caplog.set_level(logging.WARNING, logger="channels.layers")
+    async with receiver_and_sender(RedisChannelLayer, cluster) as (layer, sender):
         local = await layer.new_channel()
         named = "failover.named"
         await sender.send(local, {"n": -1})
@@ -227,38 +251,21 @@ async def _list_layer_survives(
         lost_logs = len([m for m in messages if LOST in m])
         assert lost_logs == 1 if kill else lost_logs <= 1, messages
         assert len([m for m in messages if BACK in m]) == lost_logs, messages
-    finally:
-        for made in (layer, sender):
-            await made.flush()
-            await made.close()
 
 
 @pytest.mark.redis
 @pytest.mark.slow
-async def test_list_layer_rides_out_a_coordinated_failover(
-    redis_cluster: RedisCluster, caplog: pytest.LogCaptureFixture
+@FAILOVERS
+async def test_pubsub_layer_rides_out_a_failover(
+    redis_cluster: RedisCluster, kill: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
-    await _list_layer_survives(redis_cluster, kill=False, caplog=caplog)
-
-
-@pytest.mark.redis
-@pytest.mark.slow
-async def test_list_layer_rides_out_a_killed_primary(
-    redis_cluster: RedisCluster, caplog: pytest.LogCaptureFixture
-) -> None:
-    await _list_layer_survives(redis_cluster, kill=True, caplog=caplog)
-
-
-async def _pubsub_layer_survives(
-    cluster: RedisCluster, kill: bool, caplog: pytest.LogCaptureFixture
-) -> None:
+    cluster = redis_cluster
     caplog.set_level(logging.WARNING, logger="channels.layers")
     options: dict[str, Any] = {"on_reconnect": "layer.reconnect"}
-    layer = RedisPubSubChannelLayer(hosts=cluster_hosts(cluster), **options)
-    layer.command_timeout = 8.0
-    sender = RedisPubSubChannelLayer(hosts=cluster_hosts(cluster))
-    sender.command_timeout = 8.0
-    try:
+    async with receiver_and_sender(RedisPubSubChannelLayer, cluster, **options) as (
+        layer,
+        sender,
+    ):
         channel = await layer.new_channel()
         await layer.group_add("survivors", channel)
         await sender.group_send("survivors", {"type": "before"})
@@ -292,23 +299,3 @@ async def _pubsub_layer_survives(
         if kill:  # a demoted node ends subscriptions politely: nothing failed, nothing logged
             assert len([m for m in messages if LOST in m]) == 1, messages
             assert len([m for m in messages if BACK in m]) == 1, messages
-    finally:
-        for made in (layer, sender):
-            await made.flush()
-            await made.close()
-
-
-@pytest.mark.redis
-@pytest.mark.slow
-async def test_pubsub_layer_rides_out_a_coordinated_failover(
-    redis_cluster: RedisCluster, caplog: pytest.LogCaptureFixture
-) -> None:
-    await _pubsub_layer_survives(redis_cluster, kill=False, caplog=caplog)
-
-
-@pytest.mark.redis
-@pytest.mark.slow
-async def test_pubsub_layer_rides_out_a_killed_primary(
-    redis_cluster: RedisCluster, caplog: pytest.LogCaptureFixture
-) -> None:
-    await _pubsub_layer_survives(redis_cluster, kill=True, caplog=caplog)
