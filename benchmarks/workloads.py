@@ -263,9 +263,13 @@ def measure(w: Workload, spec: servers.ServerSpec, s: Settings) -> dict[str, Any
         return {"status": "failed", "error": str(exc)}
 
 
-def _http(srv: servers.Running, s: Settings, script: str | None = None) -> dict[str, Any]:
-    def once(seconds: int) -> wrk.WrkResult:
-        return wrk.run(
+def _runner(
+    run: Callable[..., R], srv: servers.Running, s: Settings, **options: Any
+) -> Callable[[int], R]:
+    """One run of ``seconds`` of a load tool (``wrk.run``, ``h2load.run``) against ``srv``."""
+
+    def once(seconds: int) -> R:
+        return run(
             srv.port,
             "/",
             seconds=seconds,
@@ -273,9 +277,14 @@ def _http(srv: servers.Running, s: Settings, script: str | None = None) -> dict[
             core=s.load_core,
             server_pid=srv.pid,
             server_core=s.server_core,
-            script=script,
+            **options,
         )
 
+    return once
+
+
+def _http(srv: servers.Running, s: Settings, script: str | None = None) -> dict[str, Any]:
+    once = _runner(wrk.run, srv, s, script=script)
     once(max(1, round(s.warmup)))
     runs, result = _windows(once, s)
     return {
@@ -288,17 +297,7 @@ def _http(srv: servers.Running, s: Settings, script: str | None = None) -> dict[
 
 
 def _h2(srv: servers.Running, s: Settings) -> dict[str, Any]:
-    def once(seconds: int) -> h2load.H2loadResult:
-        return h2load.run(
-            srv.port,
-            "/",
-            seconds=seconds,
-            connections=s.wrk_connections,
-            core=s.load_core,
-            server_pid=srv.pid,
-            server_core=s.server_core,
-        )
-
+    once = _runner(h2load.run, srv, s)
     first = once(max(1, round(s.warmup)))
     if first.protocol != "h2c":
         raise RuntimeError(f"h2load did not speak h2c (got {first.protocol or 'nothing'})")

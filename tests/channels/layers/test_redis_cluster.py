@@ -32,6 +32,28 @@ def cluster_hosts(cluster: RedisCluster) -> list[str]:
     return [f"redis+cluster://{host}:{port}" for host, port in cluster.startup_nodes]
 
 
+@contextlib.asynccontextmanager
+async def cluster_layers(
+    cls: type[Any],
+    cluster: RedisCluster,
+    count: int = 1,
+    command_timeout: float | None = None,
+    **options: Any,
+) -> AsyncIterator[list[Any]]:
+    """``count`` layers of ``cls`` on ``cluster`` (giving up on a command after
+    ``command_timeout`` when given), flushed and closed afterwards."""
+    layers = [cls(hosts=cluster_hosts(cluster), **options) for _ in range(count)]
+    if command_timeout is not None:
+        for layer in layers:
+            layer.command_timeout = command_timeout
+    try:
+        yield layers
+    finally:
+        for layer in layers:
+            await layer.flush()
+            await layer.close()
+
+
 # ---------------------------------------------------------------- settings (no server)
 def test_cluster_urls_are_recognised() -> None:
     spec = cluster_spec(
@@ -64,8 +86,7 @@ async def test_keys_carry_hash_tags_and_group_send_spans_every_primary(
 ) -> None:
     """Named members whose lists live on all three primaries all get a group message: the
     send script runs once per slot, never across slots (which the cluster would refuse)."""
-    layer = RedisChannelLayer(hosts=cluster_hosts(shared_redis_cluster), prefix="tags")
-    try:
+    async with cluster_layers(RedisChannelLayer, shared_redis_cluster, prefix="tags") as (layer,):
         assert layer._key("chat.x") == "tags:{chat.x}"
         assert slot_of(layer._key("chat.x")) == slot_of("chat.x")
         assert slot_of(layer._group_key("room")) == slot_of("room")
@@ -80,9 +101,6 @@ async def test_keys_carry_hash_tags_and_group_send_spans_every_primary(
         await layer.group_send("spread", {"type": "to.all"})
         for member in members:
             assert await layer.receive(member) == {"type": "to.all"}
-    finally:
-        await layer.flush()
-        await layer.close()
 
 
 @pytest.mark.redis
@@ -92,9 +110,9 @@ async def test_one_envelope_per_process_and_armed_hand_off(
     """Batching and the direct hand-off survive the cluster layout: a group of 20 local
     members in each of two processes costs one envelope per process list, and armed futures
     are resolved straight from the process's reader."""
-    hosts = cluster_hosts(shared_redis_cluster)
-    layers = [RedisChannelLayer(hosts=hosts, prefix="batch") for _ in range(2)]
-    try:
+    async with cluster_layers(
+        RedisChannelLayer, shared_redis_cluster, count=2, prefix="batch"
+    ) as layers:
         members = {layer: [await layer.new_channel() for _ in range(20)] for layer in layers}
         for layer, channels in members.items():
             for channel in channels:
@@ -112,10 +130,6 @@ async def test_one_envelope_per_process_and_armed_hand_off(
                 futures.append(fut)
         async with asyncio.timeout(10):
             assert await asyncio.gather(*futures) == [{"type": "once"}] * 40
-    finally:
-        for layer in layers:
-            await layer.flush()
-            await layer.close()
 
 
 @pytest.mark.redis
@@ -124,18 +138,15 @@ async def test_concurrent_subscriptions_on_a_fresh_pubsub_layer(
 ) -> None:
     """Twenty consumers connecting at once: the first subscriptions to each primary race to
     open its subscriber connection; every one must be confirmed and hear its messages."""
-    layer = RedisPubSubChannelLayer(hosts=cluster_hosts(shared_redis_cluster), prefix="race")
-    layer.command_timeout = 5.0
-    try:
+    async with cluster_layers(
+        RedisPubSubChannelLayer, shared_redis_cluster, command_timeout=5.0, prefix="race"
+    ) as (layer,):
         channels = await asyncio.gather(*(layer.new_channel() for _ in range(20)))
         for i, channel in enumerate(channels):
             await layer.send(channel, {"i": i})
         for i, channel in enumerate(channels):
             assert await layer.receive(channel) == {"i": i}
         assert len(layer._cluster_subscriber().links) == 3
-    finally:
-        await layer.flush()
-        await layer.close()
 
 
 @pytest.mark.redis
@@ -144,8 +155,9 @@ async def test_group_left_and_joined_again_stays_subscribed(
 ) -> None:
     """The last member leaves (SUNSUBSCRIBE) and a new one joins at once (SSUBSCRIBE): the
     reply to our own unsubscribe must not be taken for the node dropping the channel."""
-    layer = RedisPubSubChannelLayer(hosts=cluster_hosts(shared_redis_cluster), prefix="again")
-    try:
+    async with cluster_layers(RedisPubSubChannelLayer, shared_redis_cluster, prefix="again") as (
+        layer,
+    ):
         for round_ in range(5):
             first, second = await layer.new_channel(), await layer.new_channel()
             await layer.group_add("again", first)
@@ -156,32 +168,11 @@ async def test_group_left_and_joined_again_stays_subscribed(
                 assert await layer.receive(second) == {"n": round_}
             await layer.group_discard("again", second)
         assert layer.topology.events == 0  # nothing was mistaken for a topology change
-    finally:
-        await layer.flush()
-        await layer.close()
 
 
 # ---------------------------------------------------------------- failover
 # Each failover test runs twice: a coordinated failover, then a killed primary.
 FAILOVERS = pytest.mark.parametrize("kill", [False, True], ids=["failover", "killed-primary"])
-
-
-@contextlib.asynccontextmanager
-async def receiver_and_sender(
-    cls: type[Any], cluster: RedisCluster, **options: Any
-) -> AsyncIterator[tuple[Any, Any]]:
-    """Two layers of ``cls`` on ``cluster`` (the first with ``options``), each giving up on a
-    command after 8 s, flushed and closed afterwards."""
-    layer = cls(hosts=cluster_hosts(cluster), **options)
-    layer.command_timeout = 8.0
-    sender = cls(hosts=cluster_hosts(cluster))
-    sender.command_timeout = 8.0
-    try:
-        yield layer, sender
-    finally:
-        for made in (layer, sender):
-            await made.flush()
-            await made.close()
 
 
 @pytest.mark.redis
@@ -192,7 +183,10 @@ async def test_list_layer_rides_out_a_failover(
 ) -> None:
     cluster = redis_cluster
     caplog.set_level(logging.WARNING, logger="channels.layers")
-    async with receiver_and_sender(RedisChannelLayer, cluster) as (layer, sender):
+    async with (
+        cluster_layers(RedisChannelLayer, cluster, command_timeout=8.0) as (layer,),
+        cluster_layers(RedisChannelLayer, cluster, command_timeout=8.0) as (sender,),
+    ):
         local = await layer.new_channel()
         named = "failover.named"
         await sender.send(local, {"n": -1})
@@ -262,9 +256,11 @@ async def test_pubsub_layer_rides_out_a_failover(
     cluster = redis_cluster
     caplog.set_level(logging.WARNING, logger="channels.layers")
     options: dict[str, Any] = {"on_reconnect": "layer.reconnect"}
-    async with receiver_and_sender(RedisPubSubChannelLayer, cluster, **options) as (
-        layer,
-        sender,
+    async with (
+        cluster_layers(RedisPubSubChannelLayer, cluster, command_timeout=8.0, **options) as (
+            layer,
+        ),
+        cluster_layers(RedisPubSubChannelLayer, cluster, command_timeout=8.0) as (sender,),
     ):
         channel = await layer.new_channel()
         await layer.group_add("survivors", channel)
