@@ -24,6 +24,21 @@ REDIS_BINARY = shutil.which("redis-server")
 READY_MARKER = "Ready to accept connections"
 
 
+def server_argv(port: int, directory: Path) -> list[str]:
+    """A foreground ``redis-server`` on 127.0.0.1:``port``, files in ``directory``, logging to
+    stdout (which :func:`launch` reads), no RDB snapshots; callers add the rest."""
+    assert REDIS_BINARY is not None
+    return [
+        REDIS_BINARY,
+        "--port", str(port),
+        "--bind", "127.0.0.1",
+        "--dir", str(directory),
+        "--logfile", "",
+        "--daemonize", "no",
+        "--save", "",
+    ]  # fmt: skip
+
+
 def launch(
     argv: list[str], directory: Path, log: list[str], marker: str = READY_MARKER
 ) -> tuple[subprocess.Popen[str], bool]:
@@ -87,16 +102,7 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def _argv(self) -> list[str]:
-        assert REDIS_BINARY is not None
-        argv = [
-            REDIS_BINARY,
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--dir", str(self.directory),
-            "--logfile", "",
-            "--daemonize", "no",
-            "--save", "",
-        ]  # fmt: skip
+        argv = server_argv(self.port, self.directory)
         if self.socket_path is not None:
             argv += ["--unixsocket", self.socket_path, "--unixsocketperm", "700"]
         if self.tls_port is not None:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.redis import REDIS_BINARY, launch
+from tests.support.redis import REDIS_BINARY, launch, server_argv
 
 REDIS_CLI = shutil.which("redis-cli")
 # Bounds on waiting for the cluster to converge; polling a local command, never a fixed sleep.
@@ -79,18 +79,11 @@ class ClusterNode:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        assert REDIS_BINARY is not None
         argv = [
-            REDIS_BINARY,
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--dir", str(self.directory),
+            *server_argv(self.port, self.directory),
             "--cluster-enabled", "yes",
             "--cluster-config-file", "nodes.conf",
             "--cluster-node-timeout", "1000",
-            "--logfile", "",
-            "--daemonize", "no",
-            "--save", "",
             "--appendonly", "no",
         ]  # fmt: skip
         self.process, ready = launch(argv, self.directory, self.log)
