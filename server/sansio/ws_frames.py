@@ -304,20 +304,20 @@ class WebSocketConnection:
         if payload is None:
             return b""
         self._owed_pong = None
-        wire = self._wire
-        if self.state is not State.OPEN or wire is None:
-            return b""
-        if self._wire_state is not WsprotoState.OPEN:
-            return b""
-        return bytes(wire.pong(payload))
+        wire = self._control_wire()
+        return b"" if wire is None else bytes(wire.pong(payload))
 
     def ping(self, payload: bytes = b"") -> bytes:
+        wire = self._control_wire()
+        return b"" if wire is None else bytes(wire.ping(payload))
+
+    def _control_wire(self) -> FrameProtocol | None:
+        """The frame layer while we answer or send Pings: the connection is open and no Close
+        was sent or received yet; None otherwise."""
         wire = self._wire
-        if self.state is not State.OPEN or wire is None:
-            return b""
-        if self._wire_state is not WsprotoState.OPEN:
-            return b""
-        return bytes(wire.ping(payload))
+        if self.state is not State.OPEN or self._wire_state is not WsprotoState.OPEN:
+            return None
+        return wire
 
     def app_message(
         self, message: Mapping[str, Any], *, server: bytes = b"", date: bytes = b""
