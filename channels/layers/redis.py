@@ -390,8 +390,9 @@ class RedisChannelLayer(RedisGroups, BaseChannelLayer, ArmableLayer):
 
         Without ``arm`` every consumer needed its own pump task calling ``receive`` (a task
         wake-up, a fresh future and a mailbox round trip per delivery; figures in
-        benchmarks/micro/RESULTS.md, "Redis layer: arm versus pump tasks").  Messages are handed over as decoded (one dict shared by all local members
-        of a group, like the in-memory layer).
+        benchmarks/micro/RESULTS.md, "Redis layer: arm versus pump tasks").  Messages are
+        handed over as decoded (one dict shared by all local members of a group, like the
+        in-memory layer).
         """
         if channel not in self._mailboxes.boxes:
             self.require_valid_channel_name(channel)
