@@ -11,10 +11,10 @@ Zero Copy Send and HTTP Trailers extensions; Lifespan 2.0):
   :data:`WebSocketSendEvent`, :data:`LifespanSendEvent`.
 
 Messages from the application are typed as what the specification allows, not as what an
-application may actually pass: the server still checks every field it reads at run time
-(``server.sansio.response``, ``server.sansio.ws_frames``, ``server.lifespan``), so a wrong type
-is an ASGI error, never a crash.  :data:`Message` is the untyped view, for code that forwards
-messages without reading them.
+application may actually pass: the server still checks the fields it reads at run time
+(``server.sansio.response``, ``server.sansio.ws_frames``, ``server.lifespan``) and refuses a
+wrong value with an error.  :data:`Message` is the untyped view, for code that passes messages
+on without reading them.
 """
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
