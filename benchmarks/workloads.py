@@ -13,15 +13,22 @@ import os
 import statistics
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from benchmarks import servers
 from benchmarks.loadgen import h2load, wrk
+from benchmarks.loadgen.external import LoadResult
 from benchmarks.windows import WindowPlan
 
+R = TypeVar("R", bound=LoadResult)
+
 RAW_APP = "bench_raw:app"
+# WebSocket sessions per HTTP/2 connection in workload H2-WS (as a browser tab multiplexes).
+H2WS_STREAMS = 10
+H2TLS_MIN_SECONDS = 3
 PLAIN_APP = "bench_django.asgi_plain:application"
 ROUTER_APP = "bench_django.asgi_router:application"
 
@@ -59,7 +66,7 @@ class Settings:
 class Workload:
     id: str
     title: str
-    kind: str  # "http", "h2", "echo", "fanout" or "idle"
+    kind: str  # "http", "h2", "h2tls", "echo", "h2ws", "fanout" or "idle"
     app: str
     metric: str
     higher_is_better: bool = True
@@ -175,6 +182,28 @@ def catalog(s: Settings) -> list[Workload]:
     )
     items.append(
         Workload(
+            "H2-WS",
+            f"H2-WS: WebSocket echo over HTTP/2 (RFC 8441, h2c), AsyncWebsocketConsumer, "
+            f"{s.echo_clients} clients, {H2WS_STREAMS} streams per connection, 64 B text",
+            "h2ws",
+            ROUTER_APP,
+            "round trips/s",
+            django=True,
+            clients=s.echo_clients,
+        )
+    )
+    items.append(
+        Workload(
+            "H2-TLS",
+            f"H2-TLS: hello world, raw ASGI, HTTP/2 over TLS (ALPN h2), "
+            f"{h2load.STREAMS} streams per connection",
+            "h2tls",
+            RAW_APP,
+            "req/s",
+        )
+    )
+    items.append(
+        Workload(
             "E",
             f"E: server RSS with {s.idle_clients} idle WebSocket connections",
             "idle",
@@ -236,6 +265,7 @@ def measure(w: Workload, spec: servers.ServerSpec, s: Settings) -> dict[str, Any
         env["BENCH_LAYER"] = "redis"
         env["BENCH_REDIS_URL"] = ",".join(s.cluster_urls)
     try:
+        tls = servers.self_signed(s.log_dir / "tls") if w.kind == "h2tls" else None
         with servers.running(
             spec,
             w.app,
@@ -245,11 +275,12 @@ def measure(w: Workload, spec: servers.ServerSpec, s: Settings) -> dict[str, Any
             env=env,
             django=w.django,
             workers=w.workers,
+            tls=tls,
         ) as srv:
             if w.kind == "http":
                 result = _http(srv, s, w.script)
-            elif w.kind == "h2":
-                result = _h2(srv, s)
+            elif w.kind in ("h2", "h2tls"):
+                result = _h2(srv, s, tls=w.kind == "h2tls")
             else:
                 result = _ws(w, srv, s)
             result["stack"] = srv.info
@@ -259,9 +290,13 @@ def measure(w: Workload, spec: servers.ServerSpec, s: Settings) -> dict[str, Any
         return {"status": "failed", "error": str(exc)}
 
 
-def _http(srv: servers.Running, s: Settings, script: str | None = None) -> dict[str, Any]:
-    def once(seconds: int) -> wrk.WrkResult:
-        return wrk.run(
+def _runner(
+    run: Callable[..., R], srv: servers.Running, s: Settings, **options: Any
+) -> Callable[[int], R]:
+    """One run of ``seconds`` of a load tool (``wrk.run``, ``h2load.run``) against ``srv``."""
+
+    def once(seconds: int) -> R:
+        return run(
             srv.port,
             "/",
             seconds=seconds,
@@ -269,58 +304,57 @@ def _http(srv: servers.Running, s: Settings, script: str | None = None) -> dict[
             core=s.load_core,
             server_pid=srv.pid,
             server_core=s.server_core,
-            script=script,
+            **options,
         )
 
+    return once
+
+
+def _http(srv: servers.Running, s: Settings, script: str | None = None) -> dict[str, Any]:
+    once = _runner(wrk.run, srv, s, script=script)
     once(max(1, round(s.warmup)))
-    plan = WindowPlan(s.repeats, s.extra_windows, s.max_contention)
-    runs: list[wrk.WrkResult] = []
-    discarded: list[wrk.WrkResult] = []
-    while plan.more():
-        r = once(s.http_seconds)
-        (runs if plan.keep(r.others_on_server_core_pct) else discarded).append(r)
+    runs, result = _windows(once, s)
     return {
-        "discarded_windows": [
-            {"rate": r.rate, "others_on_server_core_pct": r.others_on_server_core_pct}
-            for r in discarded
-        ],
-        "status": "ok",
-        "value": _median([r.rate for r in runs]),
-        "repeats": [r.rate for r in runs],
+        **result,
         "p50_ms": _median([r.p50_ms for r in runs]),
         "p99_ms": _median([r.p99_ms for r in runs]),
-        "requests": sum(r.requests for r in runs),
-        "non_2xx": sum(r.non_2xx for r in runs),
         "errors": sum(r.socket_errors for r in runs),
-        "server_cpu_pct": _median([r.server_cpu_pct for r in runs]),
-        "loadgen_cpu_pct": _median([r.loadgen_cpu_pct for r in runs]),
-        "others_on_server_core_pct": _median([r.others_on_server_core_pct for r in runs]),
         "loadgen": "wrk -t1" + (f" -s {script}" if script else ""),
     }
 
 
-def _h2(srv: servers.Running, s: Settings) -> dict[str, Any]:
+def _h2(srv: servers.Running, s: Settings, *, tls: bool = False) -> dict[str, Any]:
+    run = _runner(h2load.run, srv, s, scheme="https" if tls else "http")
+
     def once(seconds: int) -> h2load.H2loadResult:
-        return h2load.run(
-            srv.port,
-            "/",
-            seconds=seconds,
-            connections=s.wrk_connections,
-            core=s.load_core,
-            server_pid=srv.pid,
-            server_core=s.server_core,
-        )
+        # h2load -D hangs when its time is up while TLS handshakes are still going on
+        # (Daphne takes over a second for 64 of them): TLS windows last 3 s at least.
+        return run(max(seconds, H2TLS_MIN_SECONDS) if tls else seconds)
 
     first = once(max(1, round(s.warmup)))
-    if first.protocol != "h2c":
-        raise RuntimeError(f"h2load did not speak h2c (got {first.protocol or 'nothing'})")
+    expected = "h2" if tls else "h2c"
+    if first.protocol != expected:
+        raise RuntimeError(f"h2load did not speak {expected} (got {first.protocol or 'nothing'})")
+    runs, result = _windows(once, s)
+    return {
+        **result,
+        "mean_ms": _median([r.mean_ms for r in runs]),
+        "max_ms": _median([r.max_ms for r in runs]),
+        "errors": sum(r.failed + r.errored for r in runs),
+        "loadgen": f"h2load -t1 -m{h2load.STREAMS}" + (" (https)" if tls else ""),
+    }
+
+
+def _windows(once: Callable[[int], R], s: Settings) -> tuple[list[R], dict[str, Any]]:
+    """Measurement windows of ``s.http_seconds`` until the plan has enough uncontended ones;
+    the kept runs and the result fields every load tool reports."""
     plan = WindowPlan(s.repeats, s.extra_windows, s.max_contention)
-    runs: list[h2load.H2loadResult] = []
-    discarded: list[h2load.H2loadResult] = []
+    runs: list[R] = []
+    discarded: list[R] = []
     while plan.more():
         r = once(s.http_seconds)
         (runs if plan.keep(r.others_on_server_core_pct) else discarded).append(r)
-    return {
+    return runs, {
         "discarded_windows": [
             {"rate": r.rate, "others_on_server_core_pct": r.others_on_server_core_pct}
             for r in discarded
@@ -328,24 +362,23 @@ def _h2(srv: servers.Running, s: Settings) -> dict[str, Any]:
         "status": "ok",
         "value": _median([r.rate for r in runs]),
         "repeats": [r.rate for r in runs],
-        "mean_ms": _median([r.mean_ms for r in runs]),
-        "max_ms": _median([r.max_ms for r in runs]),
         "requests": sum(r.requests for r in runs),
         "non_2xx": sum(r.non_2xx for r in runs),
-        "errors": sum(r.failed + r.errored for r in runs),
         "server_cpu_pct": _median([r.server_cpu_pct for r in runs]),
         "loadgen_cpu_pct": _median([r.loadgen_cpu_pct for r in runs]),
         "others_on_server_core_pct": _median([r.others_on_server_core_pct for r in runs]),
-        "loadgen": f"h2load -t1 -m{h2load.STREAMS}",
     }
 
 
 def _ws(w: Workload, srv: servers.Running, s: Settings) -> dict[str, Any]:
+    if w.kind == "h2ws":
+        mode = ["benchmarks.loadgen.h2ws", "--streams", str(H2WS_STREAMS)]
+    else:
+        mode = ["benchmarks.loadgen.ws", w.kind]
     argv = [
         sys.executable,
         "-m",
-        "benchmarks.loadgen.ws",
-        w.kind,
+        *mode,
         "--port",
         str(srv.port),
         "--server-pid",
@@ -381,7 +414,7 @@ def _ws(w: Workload, srv: servers.Running, s: Settings) -> dict[str, Any]:
     out: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     result: dict[str, Any] = {
         "status": "ok",
-        "loadgen": "benchmarks.loadgen.ws",
+        "loadgen": mode[0],
         "raw": out,
         "connect_errors": out["connect_errors"],
     }
@@ -413,7 +446,7 @@ def _ws(w: Workload, srv: servers.Running, s: Settings) -> dict[str, Any]:
         errors=out["connect_errors"] + out.get("dropped_connections", 0),
         discarded_windows=out.get("discarded_windows", []),
     )
-    if w.kind == "echo":
+    if w.kind in ("echo", "h2ws"):
         result.update(
             p50_ms=_median([x["p50_ms"] for x in windows]),
             p99_ms=_median([x["p99_ms"] for x in windows]),

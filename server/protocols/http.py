@@ -307,7 +307,8 @@ class HttpProtocol(asyncio.Protocol):
                 self._request_error(exc)
                 return
             # Exact type tests, most frequent first: isinstance() on h11's event classes goes
-            # through ABC __instancecheck__ (timeit: 0.10 us per test versus 0.025 us).
+            # through ABC __instancecheck__, several times slower (benchmarks/micro/RESULTS.md,
+            # "HTTP (workload A shape)", item 4).
             kind = type(event)
             if type(event) is RequestHead:  # (spelled out so that mypy narrows it)
                 if not self._on_request(event):
@@ -369,7 +370,7 @@ class HttpProtocol(asyncio.Protocol):
             return False
         info = self.info
         assert info is not None
-        extensions: dict[str, Any] = {
+        extensions: dict[str, dict[str, Any]] = {
             "http.response.pathsend": {},
             "http.response.zerocopysend": {},
         }

@@ -54,6 +54,26 @@ async def hello(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"hi"})
 
 
+def gated_hello(gate: asyncio.Event) -> App:
+    """``hello``, once ``gate`` is set."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await gate.wait()
+        await hello(scope, receive, send)
+
+    return app
+
+
+def recording_hello(scopes: list[Any]) -> App:
+    """``hello``, keeping every scope in ``scopes``."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        scopes.append(scope)
+        await hello(scope, receive, send)
+
+    return app
+
+
 async def test_simple_response_exact_bytes_single_write() -> None:
     proto, t, state = make(hello)
     assert proto in state.connections
@@ -458,11 +478,7 @@ async def test_shutdown_idle_closes_after_grace(monkeypatch: pytest.MonkeyPatch)
 
 async def test_shutdown_in_flight_finishes_response_then_closes() -> None:
     gate = asyncio.Event()
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        await gate.wait()
-        await hello(scope, receive, send)
-
+    app = gated_hello(gate)
     proto, t, state = make(app)
     proto.data_received(GET)
     await asyncio.sleep(0)
@@ -476,11 +492,7 @@ async def test_shutdown_in_flight_finishes_response_then_closes() -> None:
 
 async def test_limit_concurrency_503() -> None:
     gate = asyncio.Event()
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        await gate.wait()
-        await hello(scope, receive, send)
-
+    app = gated_hello(gate)
     config = Config(app=app, limit_concurrency=1, date_header=False, server_header=False)
     state = ServerState()
     loop = asyncio.get_running_loop()
@@ -523,11 +535,7 @@ async def test_health_check_path() -> None:
 
 async def test_scope_state_and_extensions() -> None:
     scopes: list[Any] = []
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        scopes.append(scope)
-        await hello(scope, receive, send)
-
+    app = recording_hello(scopes)
     proto, _t, state = make(app)
     state.lifespan_state["x"] = 1
     proto.data_received(GET + b"GET / HTTP/1.1\r\nHost: t\r\nTE: trailers\r\n\r\n")
@@ -582,11 +590,7 @@ async def test_access_log(caplog: pytest.LogCaptureFixture) -> None:
 
 async def test_upgrade_to_other_protocol_is_plain_http() -> None:
     scopes: list[Any] = []
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        scopes.append(scope)
-        await hello(scope, receive, send)
-
+    app = recording_hello(scopes)
     proto, t, state = make(app)
     proto.data_received(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
     await settle(state)
