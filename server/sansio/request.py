@@ -465,7 +465,7 @@ def head_from_h11(request: h11.Request, raw: bytes | bytearray, limits: Limits) 
     for _raw, name, value in items:
         if _CTL.search(value) is not None:
             raise RequestError(400, "control character in a header field value")
-        if b"_" in name:
+        if _UNDERSCORE in name:
             # CVE-2015-0219: Django (like CGI/WSGI) maps both "X-Auth-User" and
             # "X_Auth_User" to HTTP_X_AUTH_USER, so a client could spoof a header a
             # front proxy sets (the proxy strips only the dashed one).  Daphne and
