@@ -153,6 +153,7 @@ class HttpProtocol(asyncio.Protocol):
         self._shutdown = False
         self._sniff_h2c = False
         self._timer = ConnectionTimer(self.loop)
+        self._timer_callback = self._on_timer  # bound once, not on every arm
         self._timer_kind = _NO_TIMER
         self._access = AccessLog(config.access_log)
         self._date = config.date_header
@@ -544,7 +545,9 @@ class HttpProtocol(asyncio.Protocol):
         parser.start_next_cycle()
         if self.body_paused:
             self.body_paused = False
-        self.flow.resume_reading()
+        flow = self.flow
+        if flow.read_paused:
+            flow.resume_reading()
         if parser.buffered:
             self._to(HEAD)
             self._arm_timer(_REQUEST_HEAD, self.config.timeout_request_header)
@@ -603,7 +606,7 @@ class HttpProtocol(asyncio.Protocol):
     # --- timers --------------------------------------------------------------------------
     def _arm_timer(self, kind: int, timeout: float) -> None:
         self._timer_kind = kind
-        self._timer.arm(timeout, self._on_timer)
+        self._timer.arm(timeout, self._timer_callback)
 
     def _on_timer(self) -> None:
         kind = self._timer_kind
