@@ -45,7 +45,7 @@ from server.sansio.request import RequestHead
 from server.sansio.scope import ConnectionInfo, http_scope, split_target, websocket_scope
 from server.sansio.ws_errors import ClientDisconnected
 from server.state import ServerState
-from server.types import ASGIApp
+from server.types import ASGIApp, HTTPScope, WebSocketScope
 
 logger = logging.getLogger("server.http")
 
@@ -70,9 +70,7 @@ def take_over(old: Any, transport: asyncio.Transport, data: bytes) -> None:
     ``old`` has done nothing with the connection yet except ``connection_made``: it leaves the
     server state and its timers here, and the HTTP/2 protocol replays ``data`` (the bytes read
     so far, starting with the preface) after its own ``connection_made``."""
-    old.closed = True
-    old._timer.cancel()  # its request-head deadline (a ConnectionTimer)
-    old.state.remove_connection(old)
+    old.hand_off()  # out of the server state, its request-head deadline cancelled
     proto = H2Protocol(old.config, old.app, old.state, old.loop)
     transport.set_protocol(proto)
     proto.connection_made(transport)
@@ -325,6 +323,7 @@ class H2Protocol(asyncio.Protocol):
             self._served_directly(sid, head, 503)
             return
         stream: FlowStream
+        scope: HTTPScope | WebSocketScope
         if head.websocket:
             from server.protocols.h2_ws import WebSocketStream
 
@@ -336,7 +335,7 @@ class H2Protocol(asyncio.Protocol):
             )
             stream = WebSocketStream(self, event.stream_id, head, scope)
         else:
-            extensions: dict[str, Any] = {
+            extensions: dict[str, dict[str, Any]] = {
                 "http.response.pathsend": {},
                 "http.response.zerocopysend": {},
                 # HTTP/2 frames trailers natively (RFC 9113 section 8.1), whatever TE says.
