@@ -88,6 +88,26 @@ class RequestHead:
         _scan_fields(self, headers)
 
 
+    def copy(self, headers: tuple[tuple[bytes, bytes], ...]) -> RequestHead:
+        """An equal head listing ``headers`` in a list of its own (the list becomes
+        ``scope["headers"]``, which the application may change)."""
+        new = _new_head(RequestHead)
+        new.method = self.method
+        new.target = self.target
+        new.http_version = self.http_version
+        new.headers = list(headers)
+        new.host = self.host
+        new.content_length = self.content_length
+        new.chunked = self.chunked
+        new.has_body = self.has_body
+        new.keep_alive = self.keep_alive
+        new.expect_continue = self.expect_continue
+        new.upgrade = self.upgrade
+        new.websocket = self.websocket
+        new.te_trailers = self.te_trailers
+        return new
+
+
 _new_head = object.__new__
 
 _INTERESTING: Final = frozenset(
