@@ -15,36 +15,21 @@ from server.protocols import http as http_module
 from server.protocols.http import HttpProtocol
 from server.protocols.http_phase import ENDED, TRANSITIONS, Phase
 from server.state import ServerState
+from tests.server.protocols.test_http_protocol import GET, make, settle
+from tests.server.protocols.test_http_protocol import hello as http_hello
 from tests.support.fakes import FakeTransport
-
-GET = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
 
 
 async def hello(scope: Any, receive: Any, send: Any) -> None:
     if scope["type"] == "websocket":
         await send({"type": "websocket.close"})
         return
-    await send({"type": "http.response.start", "status": 200, "headers": []})
-    await send({"type": "http.response.body", "body": b"hi"})
-
-
-def make(app: Any = hello, **options: Any) -> tuple[HttpProtocol, FakeTransport, ServerState]:
-    config = Config(app=app, date_header=False, server_header=False, **options)
-    state = ServerState()
-    proto = HttpProtocol(config, app, state, asyncio.get_running_loop())
-    transport = FakeTransport(proto)
-    proto.connection_made(transport)
-    return proto, transport, state
-
-
-async def settle(state: ServerState) -> None:
-    while state.tasks:
-        await asyncio.wait(list(state.tasks))
+    await http_hello(scope, receive, send)
 
 
 @pytest.mark.parametrize(("start", "end"), list(itertools.product(Phase, Phase)))
 async def test_every_move_is_allowed_or_refused_by_the_table(start: Phase, end: Phase) -> None:
-    proto, _t, _state = make()
+    proto, _t, _state = make(hello)
     proto.phase = start
     if end in TRANSITIONS[start]:
         proto._to(end)
@@ -82,7 +67,7 @@ async def test_keep_alive_request_goes_idle_request_idle() -> None:
 
 
 async def test_partial_head_is_head_then_request() -> None:
-    proto, _t, state = make()
+    proto, _t, state = make(hello)
     proto.data_received(GET[:10])
     assert proto.phase is Phase.HEAD
     proto.data_received(GET[10:])
@@ -92,7 +77,7 @@ async def test_partial_head_is_head_then_request() -> None:
 
 
 async def test_pipelined_request_behind_a_client_that_does_not_read_is_blocked() -> None:
-    proto, t, state = make()
+    proto, t, state = make(hello)
     t.fill()  # the client stops reading our responses
     proto.data_received(GET + GET)
     await settle(state)
@@ -131,7 +116,7 @@ async def test_refused_request_lingers_then_closes(monkeypatch: pytest.MonkeyPat
 
 
 async def test_websocket_upgrade_hands_the_connection_off() -> None:
-    proto, t, state = make()
+    proto, t, state = make(hello)
     proto.data_received(
         b"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
@@ -142,7 +127,7 @@ async def test_websocket_upgrade_hands_the_connection_off() -> None:
 
 
 async def test_connection_lost_closes_from_any_live_phase() -> None:
-    proto, _t, _state = make()
+    proto, _t, _state = make(hello)
     proto.data_received(GET[:5])
     assert proto.phase is Phase.HEAD
     proto.connection_lost(None)
