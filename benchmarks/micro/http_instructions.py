@@ -5,18 +5,22 @@ instructions a request costs does not.  Run under callgrind, once with ``N`` req
 with none; the difference divided by ``N`` is the cost of one request:
 
     valgrind --tool=callgrind --callgrind-out-file=/dev/null \\
-        .venv/bin/python benchmarks/micro/http_instructions.py CASE N
+        .venv/bin/python benchmarks/micro/http_instructions.py CASE N [--metrics]
 
 CASE: ``varied`` (keep-alive, a distinct ~700-byte browser head per request), ``repeated`` (the
 same small head again and again) or ``close`` (a new connection per HTTP/1.0 request).  Run as
 a file, the script imports whichever ``server`` package comes first on ``sys.path``, so
 ``PYTHONPATH=<other checkout>`` measures another version with the same requests.
+
+``--metrics``: as with ``--metrics-port``: the server's ``MetricsService`` is created (it
+activates the recorder) and connections are made the way the runtime makes them then.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 # Run as a file, ``sys.path[0]`` is this folder: append the checkout root (after PYTHONPATH, so
@@ -32,35 +36,58 @@ from server.state import ServerState
 CLOSE = b"GET / HTTP/1.0\r\nHost: 127.0.0.1:8000\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n"
 
 
-async def run(case: str, n: int) -> None:
+def protocol_factory(
+    config: Config, state: ServerState, loop: asyncio.AbstractEventLoop, metrics: bool
+) -> Callable[[], asyncio.Protocol]:
+    def factory() -> asyncio.Protocol:
+        return HttpProtocol(config, hello, state, loop)
+
+    if not metrics:
+        return factory
+    from server.metrics.service import MetricsService
+
+    return MetricsService(config).wrap_factory(factory)
+
+
+def check_recorded(n: int) -> None:
+    """With ``--metrics``, every request was counted (the path measured is the metered one)."""
+    from server.metrics import recorder
+
+    assert recorder.active is not None and sum(recorder.active.requests) == n
+
+
+async def run(case: str, n: int, metrics: bool) -> None:
     loop = asyncio.get_running_loop()
-    config = Config(access_log=False)
+    config = Config(access_log=False, metrics_port=0 if metrics else None)
     state = ServerState()
+    make = protocol_factory(config, state, loop, metrics)
     heads = [browser_head(i) for i in range(n)] if case == "varied" else []
     if case == "close":
         for _ in range(n):
-            proto = HttpProtocol(config, hello, state, loop)
+            proto = make()
             sink = Sink()
             proto.connection_made(sink)
             proto.data_received(CLOSE)
             while sink.count < 1:  # noqa: ASYNC110 - a bare loop turn, as a socket read
                 await asyncio.sleep(0)
             proto.connection_lost(None)
-        return
-    proto = HttpProtocol(config, hello, state, loop)
-    sink = Sink()
-    proto.connection_made(sink)
-    for i in range(n):
-        proto.data_received(heads[i] if heads else REPEATED)
-        while sink.count < i + 1:  # noqa: ASYNC110
-            await asyncio.sleep(0)
+    else:
+        proto = make()
+        sink = Sink()
+        proto.connection_made(sink)
+        for i in range(n):
+            proto.data_received(heads[i] if heads else REPEATED)
+            while sink.count < i + 1:  # noqa: ASYNC110
+                await asyncio.sleep(0)
+    if metrics:
+        check_recorded(n)
 
 
 def main() -> None:
     import uvloop
 
     case, n = sys.argv[1], int(sys.argv[2])
-    uvloop.run(run(case, n))
+    uvloop.run(run(case, n, "--metrics" in sys.argv[3:]))
 
 
 if __name__ == "__main__":
