@@ -7,8 +7,8 @@ its echo out, through ``WebSocketProtocol`` and a sink transport; ``ws_echo``'s 
     valgrind --tool=callgrind --callgrind-out-file=/dev/null \\
         .venv/bin/python benchmarks/micro/ws_instructions.py N [--metrics]
 
-``--metrics``: as with ``--metrics-port``: the server's ``MetricsService`` is created (it
-activates the recorder) and the connection is metered the way the runtime meters it then.
+``--metrics``: as with ``--metrics-port``: the config says so and the server's
+``MetricsService`` is created, which activates the recorder the protocol records into.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from typing import Any
 
 # Run as a file, ``sys.path[0]`` is this folder: append the checkout root (after PYTHONPATH).
 sys.path.append(str(Path(__file__).resolve().parents[2]))
@@ -31,19 +30,16 @@ from server.state import ServerState
 async def run(n: int, metrics: bool) -> None:
     loop = asyncio.get_running_loop()
     config = Config(access_log=False, metrics_port=0 if metrics else None)
-    ws = WebSocketProtocol(config, echo, ServerState(), loop)
-    sink = Sink()
-    transport: Any = sink
-    feed = ws.data_received
+    state = ServerState()
     if metrics:
         from server.metrics.service import MetricsService
-        from server.metrics.tap import MeteredTransport, Tap
 
-        tap = Tap(ws, MetricsService(config).recorder)
-        transport = MeteredTransport(sink, tap)
-        feed = tap.data_received
+        MetricsService(config, state)
+    ws = WebSocketProtocol(config, echo, state, loop)
+    sink = Sink()
+    feed = ws.data_received
     scope = {"type": "websocket", "headers": SCOPE_HEADERS, "path": "/"}
-    ws.start_upgrade(transport, scope, b"")
+    ws.start_upgrade(sink, scope, b"")
     while sink.count < 1:  # noqa: ASYNC110 - a bare loop turn, as a socket read
         await asyncio.sleep(0)
     for i in range(2, n + 2):

@@ -25,6 +25,7 @@ from h2.errors import ErrorCodes
 from server.access_log import AccessLog
 from server.config import Config
 from server.datecache import date_line
+from server.metrics import recorder as _metrics
 from server.protocols.common import (
     ConnectionTimer,
     PulledReceive,
@@ -191,6 +192,7 @@ class Stream(PulledReceive, FlowStream):
         "request_done",
         "sent_length",
         "started",
+        "started_at",
         "status",
         "trailers",
         "trailers_open",
@@ -212,6 +214,7 @@ class Stream(PulledReceive, FlowStream):
         self.waiter: asyncio.Future[Message] | None = None
         # Response state.
         self.started = False
+        self.started_at = 0.0  # with metrics on: server.metrics.recorder.clock() at the head
         self.head_sent = False
         self.complete = False
         self.status = 0
@@ -520,6 +523,9 @@ class H2Protocol(asyncio.Protocol):
         self.closed = False
         self._idle_timer = ConnectionTimer(self.loop)
         self._access = AccessLog(config.access_log)
+        # Metrics (server.metrics.recorder): None when off, else what this connection adds to.
+        rec = self._rec = _metrics.active if config.metrics_enabled else None
+        self._traffic = rec.protocol("h2") if rec is not None else None
         health = config.health_check_path
         # Compared with the raw (percent-encoded) path, as the HTTP/1.1 protocol does.
         self._health = quote(health).encode("ascii") if health else None
@@ -551,6 +557,8 @@ class H2Protocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
+        if self._traffic is not None:
+            self._traffic.bytes_in += len(data)
         h2conn = self.h2
         for event in h2conn.receive_data(data, self.loop.time()):
             kind = type(event)
@@ -673,11 +681,15 @@ class H2Protocol(asyncio.Protocol):
         out = self.h2.data_to_send()
         if out:
             self.transport.write(out)
+            if self._traffic is not None:
+                self._traffic.bytes_out += len(out)
 
     def flush_anyway(self) -> None:
         out = self.h2.data_to_send()
         if out and not self.transport.is_closing():
             self.transport.write(out)
+            if self._traffic is not None:
+                self._traffic.bytes_out += len(out)
 
     def acknowledge(self, stream_id: int, size: int) -> None:
         self.h2.acknowledge(stream_id, size)
@@ -748,6 +760,8 @@ class H2Protocol(asyncio.Protocol):
                 forwarded_allow_ips=config.forwarded_allow_ips,
             )
             stream = Stream(self, event.stream_id, head, scope)
+            if self._rec is not None:
+                stream.started_at = _metrics.clock()
             if event.ended:
                 stream.request_done = True
         self.streams[event.stream_id] = stream
@@ -771,11 +785,20 @@ class H2Protocol(asyncio.Protocol):
                 self.h2.reset(stream_id, ErrorCodes.NO_ERROR)
 
     def response_done(self, stream: Stream) -> None:
+        if self._rec is not None:
+            self._rec.response(stream.head.method, stream.status, stream.started_at)
         if self._access.enabled:
-            self.log_access(stream.head, stream.status)
+            self._log_line(stream.head, stream.status)
         stream.wake()
 
     def log_access(self, head: H2Head, status: int) -> None:
+        """A response made by the server itself, or a WebSocket handshake's outcome (h2_ws):
+        the metrics (untimed) and the access log."""
+        if self._rec is not None:
+            self._rec.request(head.method, status)
+        self._log_line(head, status)
+
+    def _log_line(self, head: H2Head, status: int) -> None:
         if self._access.enabled and self.info is not None:
             log_access(self._access, self.info.client, head.method, head.target, b"2", status)
 
@@ -797,8 +820,8 @@ class H2Protocol(asyncio.Protocol):
 
     def _served_directly(self, stream_id: int, head: H2Head, status: int) -> None:
         """A stream answered by the server itself: the connection may be idle again."""
-        if status != 200:
-            self._access.refused(status)  # a configured limit answered (metrics)
+        if status != 200 and self._rec is not None:
+            self._rec.refusal(status)  # a configured limit answered
         self.log_access(head, status)
         self.h2.stream_finished(stream_id)
         if not self.streams and not self.closed:
