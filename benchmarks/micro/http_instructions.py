@@ -5,7 +5,7 @@ instructions a request costs does not.  Run under callgrind, once with ``N`` req
 with none; the difference divided by ``N`` is the cost of one request:
 
     valgrind --tool=callgrind --callgrind-out-file=/dev/null \\
-        .venv/bin/python benchmarks/micro/http_instructions.py CASE N [--metrics]
+        .venv/bin/python benchmarks/micro/http_instructions.py CASE N [--metrics[-path]]
 
 CASE: ``varied`` (keep-alive, a distinct ~700-byte browser head per request), ``repeated`` (the
 same small head again and again) or ``close`` (a new connection per HTTP/1.0 request).  Run as
@@ -14,7 +14,8 @@ a file, the script imports whichever ``server`` package comes first on ``sys.pat
 
 ``--metrics``: as with ``--metrics-port``: the config says so and the server's
 ``MetricsService`` is created, which activates the recorder the protocols record into (the
-exposition, run only when scraped, is not measured).
+exposition, run only when scraped, is not measured).  ``--metrics-path``: the same with
+``--metrics-path /metrics`` instead, whose path check wraps the app as the runtime does.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from benchmarks.micro.http_cycle import Sink, browser_head, hello
 from server.config import Config
 from server.protocols.http import HttpProtocol
 from server.state import ServerState
+from server.types import ASGIApp
 
 CLOSE = b"GET / HTTP/1.0\r\nHost: 127.0.0.1:8000\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n"
 
@@ -44,18 +46,24 @@ def check_recorded(n: int) -> None:
     assert n == 0 or recorder.active.protocols["http"].bytes_out > 0
 
 
-async def run(case: str, n: int, metrics: bool) -> None:
+async def run(case: str, n: int, metrics: str | None) -> None:
+    """``metrics``: None (off), ``"port"`` or ``"path"`` (as the server options)."""
     loop = asyncio.get_running_loop()
-    config = Config(access_log=False, metrics_port=0 if metrics else None)
+    config = Config(
+        access_log=False,
+        metrics_port=0 if metrics == "port" else None,
+        metrics_path="/metrics" if metrics == "path" else None,
+    )
     state = ServerState()
+    app: ASGIApp = hello
     if metrics:
         from server.metrics.service import MetricsService
 
-        MetricsService(config, state)
+        app = MetricsService(config, state).wrap_app(app)
     heads = [browser_head(i) for i in range(n)] if case == "varied" else []
     if case == "close":
         for _ in range(n):
-            proto = HttpProtocol(config, hello, state, loop)
+            proto = HttpProtocol(config, app, state, loop)
             sink = Sink()
             proto.connection_made(sink)
             proto.data_received(CLOSE)
@@ -63,7 +71,7 @@ async def run(case: str, n: int, metrics: bool) -> None:
                 await asyncio.sleep(0)
             proto.connection_lost(None)
     else:
-        proto = HttpProtocol(config, hello, state, loop)
+        proto = HttpProtocol(config, app, state, loop)
         sink = Sink()
         proto.connection_made(sink)
         for i in range(n):
@@ -78,7 +86,9 @@ def main() -> None:
     import uvloop
 
     case, n = sys.argv[1], int(sys.argv[2])
-    uvloop.run(run(case, n, "--metrics" in sys.argv[3:]))
+    flags = sys.argv[3:]
+    metrics = "path" if "--metrics-path" in flags else "port" if "--metrics" in flags else None
+    uvloop.run(run(case, n, metrics))
 
 
 if __name__ == "__main__":
