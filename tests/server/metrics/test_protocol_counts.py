@@ -4,8 +4,10 @@ or the connection): real sockets, in process, scraped through ``ServerCollector`
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -90,6 +92,47 @@ async def test_http_requests_durations_and_exact_bytes(rec: Recorder) -> None:
     # Byte for byte what crossed the socket.
     assert value(s, "channels_server_received_bytes_total", protocol="http") == len(requests)
     assert value(s, "channels_server_sent_bytes_total", protocol="http") == len(received)
+
+
+@pytest.mark.parametrize("loop_name", ["asyncio", "uvloop"])
+async def test_file_bodies_and_trailers_count_every_byte(
+    rec: Recorder, tmp_path: Path, loop_name: str
+) -> None:
+    # pathsend goes through loop.sendfile on asyncio and through reads and writes on uvloop.
+    path = tmp_path / "body.bin"
+    path.write_bytes(os.urandom(300_000))
+
+    async def files(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        if scope["path"] == "/file":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.pathsend", "path": str(path)})
+            return
+        await send({"type": "http.response.start", "status": 200, "trailers": True})
+        await send({"type": "http.response.body", "body": b"data"})
+        await send({"type": "http.response.trailers", "headers": [(b"x-check", b"1")]})
+
+    requests = (
+        b"GET /file HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"GET /trailers HTTP/1.1\r\nHost: x\r\nTE: trailers\r\nConnection: close\r\n\r\n"
+    )
+
+    async def run() -> bytes:
+        async with serve(files, **METERED) as srv:
+            received = await asyncio.to_thread(exchange, srv, requests)
+            await eventually(lambda: not srv.state.connections)
+        return received
+
+    if loop_name == "uvloop":
+        import uvloop
+
+        received = await asyncio.to_thread(uvloop.run, run())
+    else:
+        received = await run()
+    assert received.endswith(b"x-check: 1\r\n\r\n") and len(received) > 300_000
+    s = scrape()
+    assert value(s, "channels_server_sent_bytes_total", protocol="http") == len(received)
+    assert value(s, "channels_server_request_duration_seconds_count") == 2
 
 
 async def test_server_made_responses_and_refusals(rec: Recorder) -> None:
