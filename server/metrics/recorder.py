@@ -19,7 +19,6 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from server.config import Config
     from server.state import ServerState
 
 # Request methods with their own label value; anything else is "other".
@@ -150,12 +149,7 @@ class Recorder:
         self.ws_closes[label] = self.ws_closes.get(label, 0) + 1
 
 
-# The recorder of this process while a server with metrics runs, else None.
+# The recorder of this process while a server with metrics runs, else None.  A connection
+# records into it when its listener's config has metrics on (``Config.metrics_enabled``); the
+# ``--metrics-port`` listener's own config has them off, so scrapes are not traffic.
 active: Recorder | None = None
-
-
-def for_connection(config: Config) -> Recorder | None:
-    """The recorder a new connection of a listener with ``config`` records into: ``None`` when
-    metrics are off, and on listeners that are not metered (``--metrics-port``'s own, whose
-    config has metrics off)."""
-    return active if config.metrics_enabled else None
