@@ -35,9 +35,15 @@ QUICK = {
     "D": ("ours", "uvicorn-httptools"),
     "E": ("ours", "uvicorn-httptools"),
     "H": ("ours", "hypercorn", "granian"),
+    "H2-TLS": ("ours", "daphne", "hypercorn", "granian"),
 }
 # The peers that serve h2c with prior knowledge (uvicorn has no HTTP/2; Daphne's needs TLS).
 H2_SERVERS = ("ours", "hypercorn", "granian")
+# WebSocket over HTTP/2 (RFC 8441): Granian does not advertise SETTINGS_ENABLE_CONNECT_PROTOCOL,
+# Daphne's Twisted HTTP/2 has no extended CONNECT either, uvicorn no HTTP/2.
+H2WS_SERVERS = ("ours", "hypercorn")
+# HTTP/2 over TLS: every server with an HTTP/2 stack, Daphne included.
+H2TLS_SERVERS = ("ours", "daphne", "hypercorn", "granian")
 ALL = ("ours", *servers.PEER_NAMES)
 # Measured only when named in --servers: our server with --metrics-port on, for the metrics
 # overhead comparison (`--servers ours,ours-metrics --workloads A,C`).
@@ -85,13 +91,14 @@ def servers_for(w: Workload, args: argparse.Namespace) -> list[str]:
         if args.servers and w.id.startswith("D-scale"):
             return [n for n in w.servers if n in args.servers]
         return list(w.servers)
-    names = QUICK[w.id[0]] if args.mode == "quick" else ALL
+    names = QUICK.get(w.id, QUICK[w.id[0]]) if args.mode == "quick" else ALL
     if args.mode == "full" and w.clients >= 2000:
         names = BIG[w.id[0]]
     if args.servers:
         names = tuple(n for n in args.servers if n in ALL + OPTIONAL)
-    if w.kind == "h2":
-        names = tuple(n for n in names if n in H2_SERVERS)
+    only = {"h2": H2_SERVERS, "h2ws": H2WS_SERVERS, "h2tls": H2TLS_SERVERS}.get(w.kind)
+    if only is not None:
+        names = tuple(n for n in names if n in only)
     return list(names)
 
 
@@ -325,7 +332,7 @@ def run(args: argparse.Namespace) -> int:
                         redis_cluster.flush(s.cluster_urls)
                     if not wrk.available() and w.kind == "http":
                         r: dict[str, Any] = {"status": "failed", "error": "wrk not installed"}
-                    elif not h2load.available() and w.kind == "h2":
+                    elif not h2load.available() and w.kind in ("h2", "h2tls"):
                         r = {"status": "failed", "error": "h2load not installed"}
                     else:
                         r = measure(w, servers.SERVERS[name], s)

@@ -50,6 +50,9 @@ TARGETS = (
     ),
     Target("H2", "hypercorn", 3.0, "H2: ours >= 3x Hypercorn (h2c)"),
     Target("H2", "granian", 0.0, "H2: ours vs Granian (h2c), reported"),
+    Target("H2-WS", "hypercorn", 0.0, "H2-WS: ours vs Hypercorn (RFC 8441), reported"),
+    Target("H2-TLS", "daphne", 0.0, "H2-TLS: ours vs Daphne (h2 over TLS), reported"),
+    Target("H2-TLS", "hypercorn", 0.0, "H2-TLS: ours vs Hypercorn (h2 over TLS), reported"),
     Target(
         "E", "uvicorn-httptools", 0.5, "E: ours RSS <= 0.5x uvicorn+Channels", lower_is_better=True
     ),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import ssl
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -27,6 +28,8 @@ PEERS_VENV = BENCH_DIR / ".venv-peers"
 PEERS_PYTHON = PEERS_VENV / "bin" / "python"
 
 Argv = Callable[[str, int], list[str]]
+# (app import string, port, certificate, key) -> command line serving TLS (h2 through ALPN).
+TlsArgv = Callable[[str, int, Path, Path], list[str]]
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class ServerSpec:
     ours: bool = False  # runs from the project interpreter with this repo's channels
     bare: bool = False  # workload F: not an ASGI server, ignores the app
     workers_flag: str | None = None  # how to ask for N worker processes, if it can
+    tls: TlsArgv | None = None  # how it serves HTTPS (workload H2-TLS), if it can
 
 
 # Extra command-line arguments for our server (``run --ours-args``); later options win.
@@ -130,6 +134,25 @@ def _granian(app: str, port: int) -> list[str]:
     ]
 
 
+def _ours_tls(app: str, port: int, cert: Path, key: Path) -> list[str]:
+    return [*_ours(app, port), "--ssl-certfile", str(cert), "--ssl-keyfile", str(key)]
+
+
+def _daphne_tls(app: str, port: int, cert: Path, key: Path) -> list[str]:
+    # Daphne serves TLS through a Twisted endpoint; HTTP/2 is negotiated by ALPN when Twisted's
+    # http2 extra (h2, priority) and tls extra (pyOpenSSL, service-identity) are installed.
+    endpoint = f"ssl:{port}:interface=127.0.0.1:privateKey={key}:certKey={cert}"
+    return [str(PEERS_PYTHON), "-m", "daphne", "-e", endpoint, "-v", "0", app]
+
+
+def _hypercorn_tls(app: str, port: int, cert: Path, key: Path) -> list[str]:
+    return [*_hypercorn(app, port), "--certfile", str(cert), "--keyfile", str(key)]
+
+
+def _granian_tls(app: str, port: int, cert: Path, key: Path) -> list[str]:
+    return [*_granian(app, port), "--ssl-certificate", str(cert), "--ssl-keyfile", str(key)]
+
+
 def _ours_metrics(app: str, port: int) -> list[str]:
     # Metrics on (not scraped: the cost measured is the hot path's, not the exposition's).
     return [*_ours(app, port), "--metrics-port", "0"]
@@ -142,7 +165,14 @@ def _bare(app: str, port: int) -> list[str]:
 SERVERS: dict[str, ServerSpec] = {
     s.name: s
     for s in (
-        ServerSpec("ours", "channels-server (ours)", _ours, ours=True, workers_flag="--workers"),
+        ServerSpec(
+            "ours",
+            "channels-server (ours)",
+            _ours,
+            ours=True,
+            workers_flag="--workers",
+            tls=_ours_tls,
+        ),
         ServerSpec("ours-metrics", "channels-server, metrics on", _ours_metrics, ours=True),
         ServerSpec(
             "uvicorn-httptools",
@@ -151,9 +181,9 @@ SERVERS: dict[str, ServerSpec] = {
             workers_flag="--workers",
         ),
         ServerSpec("uvicorn-h11", "uvicorn h11+wsproto", _uvicorn("h11", "wsproto")),
-        ServerSpec("daphne", "daphne + Channels", _daphne),
-        ServerSpec("hypercorn", "hypercorn (uvloop)", _hypercorn),
-        ServerSpec("granian", "granian ASGI", _granian),
+        ServerSpec("daphne", "daphne + Channels", _daphne, tls=_daphne_tls),
+        ServerSpec("hypercorn", "hypercorn (uvloop)", _hypercorn, tls=_hypercorn_tls),
+        ServerSpec("granian", "granian ASGI", _granian, tls=_granian_tls),
         ServerSpec("bare-uvloop", "bare uvloop Protocol (F)", _bare, ours=True, bare=True),
     )
 }
@@ -185,9 +215,17 @@ class Running:
         return self.proc.pid
 
 
-def http_get(port: int, path: str, timeout: float = 10.0) -> tuple[int, bytes, str]:
-    """(status, body, Server header) of one GET on 127.0.0.1:port."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+def http_get(
+    port: int, path: str, timeout: float = 10.0, cafile: Path | None = None
+) -> tuple[int, bytes, str]:
+    """(status, body, Server header) of one GET on 127.0.0.1:port (HTTPS trusting ``cafile``
+    when given)."""
+    conn: http.client.HTTPConnection
+    if cafile is not None:
+        context = ssl.create_default_context(cafile=str(cafile))
+        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout, context=context)
+    else:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         conn.request("GET", path)
         resp = conn.getresponse()
@@ -216,12 +254,19 @@ def running(
     django: bool = False,
     startup_timeout: float = 30.0,
     workers: int = 1,
+    tls: tuple[Path, Path] | None = None,
 ) -> Iterator[Running]:
-    """Start ``spec`` serving ``app`` on a free port, check it answers, yield, always stop it."""
+    """Start ``spec`` serving ``app`` on a free port, check it answers, yield, always stop it.
+    ``tls``: (certificate, key) to serve HTTPS with."""
     port = procs.free_port()
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{tag}-{spec.name}.log"
-    argv = spec.argv(app, port)
+    if tls is not None:
+        if spec.tls is None:
+            raise ValueError(f"{spec.name} is not run with TLS here")
+        argv = spec.tls(app, port, *tls)
+    else:
+        argv = spec.argv(app, port)
     if workers > 1:
         if spec.workers_flag is None:
             raise ValueError(f"{spec.name} is not run with several workers here")
@@ -239,7 +284,8 @@ def running(
                 info = json.loads(body)
                 _check_stack(spec, info)
             else:
-                status, _, server_header = http_get(port, "/")
+                cafile = tls[0] if tls is not None else None
+                status, _, server_header = http_get(port, "/", cafile=cafile)
                 if status != 200:
                     raise RuntimeError(f"GET / answered {status}")
             # Which server really answered (recorded with the results).
@@ -252,6 +298,38 @@ def running(
         yield Running(spec, port, proc, log_path, info)
     finally:
         procs.stop(proc)
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A throw-away certificate for 127.0.0.1 (``openssl`` CLI), for workload H2-TLS."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cert, key = directory / "bench-cert.pem", directory / "bench-key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return cert, key
 
 
 def _check_stack(spec: ServerSpec, info: dict[str, object]) -> None:

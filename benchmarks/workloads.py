@@ -22,6 +22,9 @@ from benchmarks.loadgen import h2load, wrk
 from benchmarks.windows import WindowPlan
 
 RAW_APP = "bench_raw:app"
+# WebSocket sessions per HTTP/2 connection in workload H2-WS (as a browser tab multiplexes).
+H2WS_STREAMS = 10
+H2TLS_MIN_SECONDS = 3
 PLAIN_APP = "bench_django.asgi_plain:application"
 ROUTER_APP = "bench_django.asgi_router:application"
 
@@ -59,7 +62,7 @@ class Settings:
 class Workload:
     id: str
     title: str
-    kind: str  # "http", "h2", "echo", "fanout" or "idle"
+    kind: str  # "http", "h2", "h2tls", "echo", "h2ws", "fanout" or "idle"
     app: str
     metric: str
     higher_is_better: bool = True
@@ -175,6 +178,28 @@ def catalog(s: Settings) -> list[Workload]:
     )
     items.append(
         Workload(
+            "H2-WS",
+            f"H2-WS: WebSocket echo over HTTP/2 (RFC 8441, h2c), AsyncWebsocketConsumer, "
+            f"{s.echo_clients} clients, {H2WS_STREAMS} streams per connection, 64 B text",
+            "h2ws",
+            ROUTER_APP,
+            "round trips/s",
+            django=True,
+            clients=s.echo_clients,
+        )
+    )
+    items.append(
+        Workload(
+            "H2-TLS",
+            f"H2-TLS: hello world, raw ASGI, HTTP/2 over TLS (ALPN h2), "
+            f"{h2load.STREAMS} streams per connection",
+            "h2tls",
+            RAW_APP,
+            "req/s",
+        )
+    )
+    items.append(
+        Workload(
             "E",
             f"E: server RSS with {s.idle_clients} idle WebSocket connections",
             "idle",
@@ -236,6 +261,7 @@ def measure(w: Workload, spec: servers.ServerSpec, s: Settings) -> dict[str, Any
         env["BENCH_LAYER"] = "redis"
         env["BENCH_REDIS_URL"] = ",".join(s.cluster_urls)
     try:
+        tls = servers.self_signed(s.log_dir / "tls") if w.kind == "h2tls" else None
         with servers.running(
             spec,
             w.app,
@@ -245,11 +271,12 @@ def measure(w: Workload, spec: servers.ServerSpec, s: Settings) -> dict[str, Any
             env=env,
             django=w.django,
             workers=w.workers,
+            tls=tls,
         ) as srv:
             if w.kind == "http":
                 result = _http(srv, s, w.script)
-            elif w.kind == "h2":
-                result = _h2(srv, s)
+            elif w.kind in ("h2", "h2tls"):
+                result = _h2(srv, s, tls=w.kind == "h2tls")
             else:
                 result = _ws(w, srv, s)
             result["stack"] = srv.info
@@ -299,21 +326,25 @@ def _http(srv: servers.Running, s: Settings, script: str | None = None) -> dict[
     }
 
 
-def _h2(srv: servers.Running, s: Settings) -> dict[str, Any]:
+def _h2(srv: servers.Running, s: Settings, *, tls: bool = False) -> dict[str, Any]:
     def once(seconds: int) -> h2load.H2loadResult:
         return h2load.run(
             srv.port,
             "/",
-            seconds=seconds,
+            # h2load -D hangs when its time is up while TLS handshakes are still going on
+            # (Daphne takes over a second for 64 of them): TLS windows last 3 s at least.
+            seconds=max(seconds, H2TLS_MIN_SECONDS) if tls else seconds,
             connections=s.wrk_connections,
             core=s.load_core,
             server_pid=srv.pid,
             server_core=s.server_core,
+            scheme="https" if tls else "http",
         )
 
     first = once(max(1, round(s.warmup)))
-    if first.protocol != "h2c":
-        raise RuntimeError(f"h2load did not speak h2c (got {first.protocol or 'nothing'})")
+    expected = "h2" if tls else "h2c"
+    if first.protocol != expected:
+        raise RuntimeError(f"h2load did not speak {expected} (got {first.protocol or 'nothing'})")
     plan = WindowPlan(s.repeats, s.extra_windows, s.max_contention)
     runs: list[h2load.H2loadResult] = []
     discarded: list[h2load.H2loadResult] = []
@@ -336,16 +367,19 @@ def _h2(srv: servers.Running, s: Settings) -> dict[str, Any]:
         "server_cpu_pct": _median([r.server_cpu_pct for r in runs]),
         "loadgen_cpu_pct": _median([r.loadgen_cpu_pct for r in runs]),
         "others_on_server_core_pct": _median([r.others_on_server_core_pct for r in runs]),
-        "loadgen": f"h2load -t1 -m{h2load.STREAMS}",
+        "loadgen": f"h2load -t1 -m{h2load.STREAMS}" + (" (https)" if tls else ""),
     }
 
 
 def _ws(w: Workload, srv: servers.Running, s: Settings) -> dict[str, Any]:
+    if w.kind == "h2ws":
+        mode = ["benchmarks.loadgen.h2ws", "--streams", str(H2WS_STREAMS)]
+    else:
+        mode = ["benchmarks.loadgen.ws", w.kind]
     argv = [
         sys.executable,
         "-m",
-        "benchmarks.loadgen.ws",
-        w.kind,
+        *mode,
         "--port",
         str(srv.port),
         "--server-pid",
@@ -381,7 +415,7 @@ def _ws(w: Workload, srv: servers.Running, s: Settings) -> dict[str, Any]:
     out: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     result: dict[str, Any] = {
         "status": "ok",
-        "loadgen": "benchmarks.loadgen.ws",
+        "loadgen": mode[0],
         "raw": out,
         "connect_errors": out["connect_errors"],
     }
@@ -413,7 +447,7 @@ def _ws(w: Workload, srv: servers.Running, s: Settings) -> dict[str, Any]:
         errors=out["connect_errors"] + out.get("dropped_connections", 0),
         discarded_windows=out.get("discarded_windows", []),
     )
-    if w.kind == "echo":
+    if w.kind in ("echo", "h2ws"):
         result.update(
             p50_ms=_median([x["p50_ms"] for x in windows]),
             p99_ms=_median([x["p99_ms"] for x in windows]),

@@ -250,12 +250,15 @@ def test_smoke_run_against_our_server(tmp_path: Path) -> None:
     assert {"A", "F", "B-plain", "B-router", "C", "E"} <= set(workloads)
     assert any(w.startswith("D-memory-") for w in workloads)
     assert any(w.startswith("D-redis-") for w in workloads) == (not redis)
-    assert "H2" in workloads
+    assert {"H2", "H2-WS", "H2-TLS"} <= set(workloads)
     for wid, w in workloads.items():
         name = "bare-uvloop" if wid == "F" else "ours"
         r = w["results"][name]
-        if wid == "H2" and shutil.which("h2load") is None:
+        if wid in ("H2", "H2-TLS") and shutil.which("h2load") is None:
             assert r["status"] == "failed"  # reported, not hidden
+            continue
+        if wid == "H2-TLS" and shutil.which("openssl") is None:
+            assert r["status"] == "failed"  # no certificate without the openssl CLI
             continue
         assert r["status"] == "ok", (wid, r)
         assert r["value"] > 0, (wid, r)
@@ -275,7 +278,7 @@ def test_smoke_run_against_our_server(tmp_path: Path) -> None:
     assert all(t["status"] == "N/A" for t in doc["targets"] if "(ours)" not in t["peer"])
     md = (tmp_path / "latest.md").read_text()
     assert "## Targets" in md and "| channels-server (ours) |" in md
-    assert "FAILED" not in md or shutil.which("h2load") is None
+    assert "FAILED" not in md or not (shutil.which("h2load") and shutil.which("openssl"))
 
 
 def test_full_mode_plan_covers_every_workload_and_bounds_the_big_runs(tmp_path: Path) -> None:
@@ -303,6 +306,8 @@ def test_full_mode_plan_covers_every_workload_and_bounds_the_big_runs(tmp_path: 
         "D-scale-redis-w2",
         "D-scale-redis-w4",
         "H2",
+        "H2-WS",
+        "H2-TLS",
         "E",
     }
     assert plan["D-scale-redis-w4"] == ["ours", "uvicorn-httptools"]
@@ -317,6 +322,9 @@ def test_full_mode_plan_covers_every_workload_and_bounds_the_big_runs(tmp_path: 
     assert plan["A"] == list(cli.ALL) and plan["F"] == ["bare-uvloop"]
     # Only the servers that speak h2c with prior knowledge run H2.
     assert plan["H2"] == ["ours", "hypercorn", "granian"]
+    # RFC 8441 only where the peer offers it; h2 over TLS for every HTTP/2 stack, Daphne too.
+    assert plan["H2-WS"] == ["ours", "hypercorn"]
+    assert plan["H2-TLS"] == ["ours", "daphne", "hypercorn", "granian"]
     assert plan["D-redis-5000"] == ["ours", "uvicorn-httptools"]
     assert "uvicorn-httptools" in plan["E"] and s.idle_clients == 10_000
     quick = cli.parse(["run", "--quick", "--workloads", "A,D"])

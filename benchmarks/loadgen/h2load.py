@@ -1,7 +1,8 @@
 """Run ``h2load`` (nghttp2's HTTP/2 load generator, written in C) and parse its report.
 
 HTTP/2 over cleartext with prior knowledge (h2c): every server under test gets the same bytes,
-with no TLS cost in the figure.  ``-m`` streams in flight per connection.
+with no TLS cost in the figure.  ``-m`` streams in flight per connection.  Workload H2-TLS runs
+it over ``https`` (h2 by ALPN) for the servers that serve HTTP/2 only with TLS (Daphne).
 """
 
 from __future__ import annotations
@@ -81,9 +82,11 @@ def run(
     core: int | None,
     server_pid: int,
     server_core: int | None,
+    scheme: str = "http",
 ) -> H2loadResult:
-    """One fixed-length h2load run (one thread) against 127.0.0.1:port over h2c."""
-    url = f"http://127.0.0.1:{port}{path}"
+    """One fixed-length h2load run (one thread) against 127.0.0.1:port over h2c (``http``)
+    or h2 over TLS (``https``; h2load does not check the certificate)."""
+    url = f"{scheme}://127.0.0.1:{port}{path}"
     cpu0 = procs.cpu_of_children()
     srv0 = proctree.cpu_seconds(server_pid)
     core0 = proctree.core_busy_seconds(server_core) if server_core is not None else 0.0

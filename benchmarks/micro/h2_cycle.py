@@ -5,6 +5,14 @@ after the first, as h2load sends them) fed in one ``data_received``, the loop ru
 response is written.  A sink transport stands in for the socket; the hello app answers.
 
 Run: ``python -m benchmarks.micro.h2_cycle [N]`` -> µs per request (best of 5 runs).
+
+Instructions per request, steady whatever else the machine runs (as http_instructions.py):
+
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null \\
+        .venv/bin/python benchmarks/micro/h2_cycle.py N once
+
+with ``N`` requests and with 0; the difference divided by ``N``.  Run as a file, it imports the
+``server`` package first on ``sys.path``: ``PYTHONPATH=<other checkout>`` measures that one.
 """
 
 from __future__ import annotations
@@ -13,8 +21,12 @@ import asyncio
 import struct
 import sys
 import time
+from pathlib import Path
 
 from hpack import Encoder
+
+# Run as a file, ``sys.path[0]`` is this folder: append the checkout root (after PYTHONPATH).
+sys.path.append(str(Path(__file__).resolve().parents[2]))
 
 from benchmarks.micro.http_cycle import Sink, hello
 from server.config import Config
@@ -68,7 +80,8 @@ async def run(count: int) -> float:
     for batch in work:
         before = sink.count
         proto.data_received(batch)
-        while sink.count - before < STREAMS:  # noqa: ASYNC110 - a bare loop turn, as in http_cycle
+        # Every stream answered and the turn's one write done (responses are batched).
+        while proto.streams or sink.count == before:  # noqa: ASYNC110 - a bare loop turn
             await asyncio.sleep(0)
     return (time.perf_counter() - t0) / (len(work) * STREAMS) * 1e6
 
@@ -77,6 +90,9 @@ def main() -> None:
     import uvloop
 
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
+    if sys.argv[2:] == ["once"]:
+        uvloop.run(run(count))  # one pass, for instruction counts
+        return
     best = min(uvloop.run(run(count)) for _ in range(5))
     print(f"h2_cycle batches of {STREAMS} streams: {best:.1f} µs per request")
 

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from h2.errors import ErrorCodes
 
 from server.protocols.common import ConnectionTimer
-from server.protocols.h2 import FlowStream, H2Protocol
+from server.protocols.h2_stream import FlowStream
 from server.protocols.websocket import WebSocketReceive
-from server.sansio.h2 import H2Head, response_headers
+from server.sansio.h2_head import H2Head
+from server.sansio.h2_response import response_headers
 from server.sansio.ws_errors import ASGIWebSocketError, ClientDisconnected
 from server.sansio.ws_frames import (
     CLOSE_GOING_AWAY,
@@ -39,6 +40,9 @@ from server.sansio.ws_messages import (
     ResponseStartEvent,
 )
 from server.types import Message
+
+if TYPE_CHECKING:
+    from server.protocols.h2 import H2Protocol
 
 logger = logging.getLogger("server.websocket")
 

@@ -9,6 +9,7 @@ Routes (path):
   /file        pathsend of the file named by the x-file header
   /never-read  answers 200 without reading the (large) request body
   /wait        waits for http.disconnect and records it in ``EVENTS``
+  /respond-then-read  starts the response, then reads the body (records the last message)
   /slow        sleeps until cancelled or disconnected (for graceful shutdown tests)
   /boom        raises
 """
@@ -119,6 +120,13 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         while message["type"] == "http.request" and message.get("more_body"):
             message = await receive()
         if message["type"] == "http.request":
+            message = await receive()
+        record(message["type"])
+    elif path == "/respond-then-read":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"started", "more_body": True})
+        message = await receive()
+        while message["type"] == "http.request" and message.get("more_body"):
             message = await receive()
         record(message["type"])
     elif path == "/slow":

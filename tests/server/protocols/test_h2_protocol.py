@@ -11,6 +11,7 @@ import h2.config
 import h2.connection
 import h2.events
 import h2.exceptions
+import h2.settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -137,6 +138,50 @@ async def test_paused_transport_holds_the_app_send() -> None:
     transport.drain_buffer()
     await asyncio.wait_for(release.wait(), 5)
     assert sent == ["first", "second"]
+
+
+async def test_streams_answered_in_one_loop_turn_share_one_write() -> None:
+    proto = H2Protocol(Config(app=hello), hello, ServerState())
+    transport = FakeTransport(proto)
+    proto.connection_made(transport)
+    client = _client()
+    client.receive_data(transport.data)
+    transport.clear()
+    sids = [_get(client) for _ in range(10)]
+    proto.data_received(client.data_to_send())
+    for _ in range(10):  # loop turns: the apps run, then the turn's one write
+        await asyncio.sleep(0)
+    assert len(transport.writes) == 1
+    ended = [
+        e.stream_id for e in _events(client, transport) if isinstance(e, h2.events.StreamEnded)
+    ]
+    assert ended == sids
+
+
+async def test_a_large_body_is_written_before_its_send_returns() -> None:
+    # Past WRITE_BATCH the output is written at once, so the transport's water marks (and
+    # pause_writing) see it while the app is still in send.
+    seen: list[int] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"x" * 100_000, "more_body": True})
+        seen.append(len(transport.writes))
+        await send({"type": "http.response.body", "body": b""})
+
+    proto = H2Protocol(Config(app=app), app, ServerState())
+    transport = FakeTransport(proto)
+    proto.connection_made(transport)
+    client = _client()
+    client.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 2**20})
+    client.increment_flow_control_window(2**20)
+    client.receive_data(transport.data)
+    transport.clear()
+    _get(client)
+    proto.data_received(client.data_to_send())
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert seen and seen[0] >= 1
 
 
 async def test_idle_connection_gets_goaway_and_closes() -> None:

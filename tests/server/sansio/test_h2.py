@@ -8,6 +8,7 @@ import itertools
 
 import h2.config
 import h2.connection
+import h2.events
 import pytest
 from h2.errors import ErrorCodes
 from hpack import Decoder, Encoder
@@ -21,16 +22,14 @@ from server.sansio.h2 import (
     Event,
     Failed,
     H2Server,
-    HeadError,
     Refused,
-    RepeatingDecoder,
-    RepeatingEncoder,
     Request,
     Reset,
-    TokenBucket,
-    parse_head,
-    response_headers,
 )
+from server.sansio.h2_guards import TokenBucket
+from server.sansio.h2_head import HeadError, parse_head
+from server.sansio.h2_hpack import RepeatingDecoder, RepeatingEncoder
+from server.sansio.h2_response import response_headers
 from server.sansio.response import ASGIProtocolError
 from tests.support.h2client import frame
 
@@ -213,7 +212,7 @@ def test_parse_head() -> None:
             (b":scheme", b"https"),
             (b":authority", b"example.com"),
             (b":path", b"/p?q"),
-            (b"host", b"other"),
+            (b"host", b"example.com"),
             (b"cookie", b"a=1"),
             (b"x_spoof", b"1"),
             (b"cookie", b"b=2"),
@@ -230,12 +229,23 @@ def test_parse_head() -> None:
     ]
     assert head.te_trailers and head.expect_continue
     with pytest.raises(HeadError) as info:
-        parse_head([(b":method", b"GET"), (b":path", b"/")] + [(b"x", b"y")] * 11, max_fields=10)
+        parse_head(
+            [(b":method", b"GET"), (b":path", b"/"), (b":scheme", b"http"), (b"host", b"h")]
+            + [(b"x", b"y")] * 11,
+            max_fields=10,
+        )
     assert info.value.status == 431
-    with pytest.raises(HeadError):
+    with pytest.raises(HeadError) as info:
         parse_head([(b":method", b"CONNECT"), (b":authority", b"a:1")], max_fields=10)
+    assert info.value.status == 405
     head = parse_head(
-        [(b":method", b"CONNECT"), (b":protocol", b"websocket"), (b":path", b"/ws")],
+        [
+            (b":method", b"CONNECT"),
+            (b":protocol", b"websocket"),
+            (b":scheme", b"https"),
+            (b":path", b"/ws"),
+            (b":authority", b"a"),
+        ],
         max_fields=10,
     )
     assert head.websocket
@@ -372,3 +382,70 @@ def test_streams_the_client_makes_us_reset_count_too() -> None:
             break
     assert sum(isinstance(e, Reset) for e in events) == 201
     assert isinstance(events[-1], Failed)
+
+
+def _raw_client() -> h2.connection.H2Connection:
+    """A client that sends header fields as given (no h2 checks or normalising)."""
+    conn = h2.connection.H2Connection(
+        h2.config.H2Configuration(
+            client_side=True,
+            header_encoding=None,
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
+        )
+    )
+    conn.initiate_connection()
+    return conn
+
+
+def test_malformed_request_resets_only_its_stream() -> None:
+    server = H2Server()
+    server.initiate()
+    server.data_to_send()
+    client = _raw_client()
+    client.receive_data(server.data_to_send())
+    bad = client.get_next_available_stream_id()
+    fields = [(b":method", b"GET"), (b":path", b"/"), (b":scheme", b"http"), (b":authority", b"x")]
+    client.send_headers(bad, [*fields, (b"X-Upper", b"1")], end_stream=True)
+    events = server.receive_data(client.data_to_send(), 0.0)
+    assert [e for e in events if isinstance(e, Refused)] == [
+        Refused(bad, 0, "invalid field name b'X-Upper'")
+    ]
+    resets = [
+        e
+        for e in client.receive_data(server.data_to_send())
+        if isinstance(e, h2.events.StreamReset)
+    ]
+    assert [(e.stream_id, e.error_code) for e in resets] == [(bad, ErrorCodes.PROTOCOL_ERROR)]
+    # RFC 9113 section 8.1.1: a stream error, the connection goes on.
+    good = _request(client)
+    assert [type(e) for e in _streams(server.receive_data(client.data_to_send(), 0.0))] == [Request]
+    assert good > bad and not server.failed
+
+
+def test_malformed_trailers_reset_the_stream() -> None:
+    server = H2Server()
+    server.initiate()
+    client = _raw_client()
+    sid = client.get_next_available_stream_id()
+    fields = [(b":method", b"POST"), (b":path", b"/"), (b":scheme", b"http"), (b":authority", b"x")]
+    client.send_headers(sid, fields)
+    client.send_data(sid, b"body")
+    client.send_headers(sid, [(b":path", b"/again")], end_stream=True)
+    events = server.receive_data(client.data_to_send(), 0.0)
+    assert Reset(sid) in events and not server.failed
+
+
+def test_malformed_requests_count_as_resets() -> None:
+    server = H2Server()
+    server.initiate()
+    client = _raw_client()
+    fields = [(b":method", b"GET"), (b":path", b"/"), (b":scheme", b"http"), (b":authority", b"x")]
+    events: list[Event] = []
+    for _ in range(300):  # more than the reset bucket holds, all at the same instant
+        sid = client.get_next_available_stream_id()
+        client.send_headers(sid, [*fields, (b"te", b"gzip")], end_stream=True)
+        events += server.receive_data(client.data_to_send(), 0.0)
+        if server.failed:
+            break
+    assert isinstance(events[-1], Failed) and events[-1].reason == "rapid reset"
