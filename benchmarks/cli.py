@@ -364,20 +364,9 @@ def _plot(json_path: Path, png_path: Path) -> None:
     if not peers.has_matplotlib():
         print("chart skipped: matplotlib is only installed in benchmarks/.venv-peers")
         return
-    done = subprocess.run(
-        [
-            str(servers.PEERS_PYTHON),
-            str(servers.BENCH_DIR / "plot.py"),
-            str(json_path),
-            str(png_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if done.returncode != 0:
-        print("chart failed: " + done.stderr.strip()[-400:])
+    error = peers.draw("plot.py", json_path, png_path)
+    if error is not None:
+        print("chart failed: " + error)
     else:
         print(f"         {png_path}")
 

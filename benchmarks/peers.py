@@ -10,6 +10,7 @@ import hashlib
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from benchmarks.servers import BENCH_DIR, PEERS_PYTHON, PEERS_VENV
 
@@ -89,6 +90,19 @@ def versions() -> dict[str, str]:
         return {}
     result: dict[str, str] = json.loads(done.stdout)
     return result
+
+
+def draw(script: str, json_path: Path, png_path: Path) -> str | None:
+    """Run ``benchmarks/<script>`` with the peers' interpreter (matplotlib lives there) to
+    draw ``png_path`` from ``json_path``; the end of its error output if it failed."""
+    done = subprocess.run(
+        [str(PEERS_PYTHON), str(BENCH_DIR / script), str(json_path), str(png_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return None if done.returncode == 0 else done.stderr.strip()[-400:]
 
 
 def has_matplotlib() -> bool:

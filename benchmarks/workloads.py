@@ -13,13 +13,17 @@ import os
 import statistics
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from benchmarks import servers
 from benchmarks.loadgen import h2load, wrk
+from benchmarks.loadgen.external import LoadResult
 from benchmarks.windows import WindowPlan
+
+R = TypeVar("R", bound=LoadResult)
 
 RAW_APP = "bench_raw:app"
 # WebSocket sessions per HTTP/2 connection in workload H2-WS (as a browser tab multiplexes).
@@ -286,9 +290,13 @@ def measure(w: Workload, spec: servers.ServerSpec, s: Settings) -> dict[str, Any
         return {"status": "failed", "error": str(exc)}
 
 
-def _http(srv: servers.Running, s: Settings, script: str | None = None) -> dict[str, Any]:
-    def once(seconds: int) -> wrk.WrkResult:
-        return wrk.run(
+def _runner(
+    run: Callable[..., R], srv: servers.Running, s: Settings, **options: Any
+) -> Callable[[int], R]:
+    """One run of ``seconds`` of a load tool (``wrk.run``, ``h2load.run``) against ``srv``."""
+
+    def once(seconds: int) -> R:
+        return run(
             srv.port,
             "/",
             seconds=seconds,
@@ -296,62 +304,57 @@ def _http(srv: servers.Running, s: Settings, script: str | None = None) -> dict[
             core=s.load_core,
             server_pid=srv.pid,
             server_core=s.server_core,
-            script=script,
+            **options,
         )
 
+    return once
+
+
+def _http(srv: servers.Running, s: Settings, script: str | None = None) -> dict[str, Any]:
+    once = _runner(wrk.run, srv, s, script=script)
     once(max(1, round(s.warmup)))
-    plan = WindowPlan(s.repeats, s.extra_windows, s.max_contention)
-    runs: list[wrk.WrkResult] = []
-    discarded: list[wrk.WrkResult] = []
-    while plan.more():
-        r = once(s.http_seconds)
-        (runs if plan.keep(r.others_on_server_core_pct) else discarded).append(r)
+    runs, result = _windows(once, s)
     return {
-        "discarded_windows": [
-            {"rate": r.rate, "others_on_server_core_pct": r.others_on_server_core_pct}
-            for r in discarded
-        ],
-        "status": "ok",
-        "value": _median([r.rate for r in runs]),
-        "repeats": [r.rate for r in runs],
+        **result,
         "p50_ms": _median([r.p50_ms for r in runs]),
         "p99_ms": _median([r.p99_ms for r in runs]),
-        "requests": sum(r.requests for r in runs),
-        "non_2xx": sum(r.non_2xx for r in runs),
         "errors": sum(r.socket_errors for r in runs),
-        "server_cpu_pct": _median([r.server_cpu_pct for r in runs]),
-        "loadgen_cpu_pct": _median([r.loadgen_cpu_pct for r in runs]),
-        "others_on_server_core_pct": _median([r.others_on_server_core_pct for r in runs]),
         "loadgen": "wrk -t1" + (f" -s {script}" if script else ""),
     }
 
 
 def _h2(srv: servers.Running, s: Settings, *, tls: bool = False) -> dict[str, Any]:
+    run = _runner(h2load.run, srv, s, scheme="https" if tls else "http")
+
     def once(seconds: int) -> h2load.H2loadResult:
-        return h2load.run(
-            srv.port,
-            "/",
-            # h2load -D hangs when its time is up while TLS handshakes are still going on
-            # (Daphne takes over a second for 64 of them): TLS windows last 3 s at least.
-            seconds=max(seconds, H2TLS_MIN_SECONDS) if tls else seconds,
-            connections=s.wrk_connections,
-            core=s.load_core,
-            server_pid=srv.pid,
-            server_core=s.server_core,
-            scheme="https" if tls else "http",
-        )
+        # h2load -D hangs when its time is up while TLS handshakes are still going on
+        # (Daphne takes over a second for 64 of them): TLS windows last 3 s at least.
+        return run(max(seconds, H2TLS_MIN_SECONDS) if tls else seconds)
 
     first = once(max(1, round(s.warmup)))
     expected = "h2" if tls else "h2c"
     if first.protocol != expected:
         raise RuntimeError(f"h2load did not speak {expected} (got {first.protocol or 'nothing'})")
+    runs, result = _windows(once, s)
+    return {
+        **result,
+        "mean_ms": _median([r.mean_ms for r in runs]),
+        "max_ms": _median([r.max_ms for r in runs]),
+        "errors": sum(r.failed + r.errored for r in runs),
+        "loadgen": f"h2load -t1 -m{h2load.STREAMS}" + (" (https)" if tls else ""),
+    }
+
+
+def _windows(once: Callable[[int], R], s: Settings) -> tuple[list[R], dict[str, Any]]:
+    """Measurement windows of ``s.http_seconds`` until the plan has enough uncontended ones;
+    the kept runs and the result fields every load tool reports."""
     plan = WindowPlan(s.repeats, s.extra_windows, s.max_contention)
-    runs: list[h2load.H2loadResult] = []
-    discarded: list[h2load.H2loadResult] = []
+    runs: list[R] = []
+    discarded: list[R] = []
     while plan.more():
         r = once(s.http_seconds)
         (runs if plan.keep(r.others_on_server_core_pct) else discarded).append(r)
-    return {
+    return runs, {
         "discarded_windows": [
             {"rate": r.rate, "others_on_server_core_pct": r.others_on_server_core_pct}
             for r in discarded
@@ -359,15 +362,11 @@ def _h2(srv: servers.Running, s: Settings, *, tls: bool = False) -> dict[str, An
         "status": "ok",
         "value": _median([r.rate for r in runs]),
         "repeats": [r.rate for r in runs],
-        "mean_ms": _median([r.mean_ms for r in runs]),
-        "max_ms": _median([r.max_ms for r in runs]),
         "requests": sum(r.requests for r in runs),
         "non_2xx": sum(r.non_2xx for r in runs),
-        "errors": sum(r.failed + r.errored for r in runs),
         "server_cpu_pct": _median([r.server_cpu_pct for r in runs]),
         "loadgen_cpu_pct": _median([r.loadgen_cpu_pct for r in runs]),
         "others_on_server_core_pct": _median([r.others_on_server_core_pct for r in runs]),
-        "loadgen": f"h2load -t1 -m{h2load.STREAMS}" + (" (https)" if tls else ""),
     }
 
 

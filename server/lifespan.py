@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from server.config import Config
 from server.importer import DEBUG_HINT
 from server.state import ServerState
-from server.types import ASGIApp, Message
+from server.types import ASGIApp, LifespanReceiveEvent, LifespanScope, SendEvent
 
 logger = logging.getLogger("server.error")
 
@@ -49,7 +48,7 @@ class Lifespan:
         self.startup_failed = False
         self.shutdown_failed = False
         self.failure_message = ""
-        self._queue: asyncio.Queue[Message] = asyncio.Queue()
+        self._queue: asyncio.Queue[LifespanReceiveEvent] = asyncio.Queue()
         self._startup_done = asyncio.Event()
         self._shutdown_started = False
         self._shutdown_done = asyncio.Event()
@@ -123,7 +122,7 @@ class Lifespan:
 
     # --- the app side ------------------------------------------------------------------------
     async def _run(self) -> None:
-        scope: dict[str, Any] = {
+        scope: LifespanScope = {
             "type": "lifespan",
             "asgi": {"version": "3.0", "spec_version": "2.0"},
             "state": self.state.lifespan_state,
@@ -171,10 +170,10 @@ class Lifespan:
                 self.shutdown_failed = True
                 self.failure_message = f"{type(exc).__name__}: {exc}"
 
-    async def receive(self) -> Message:
+    async def receive(self) -> LifespanReceiveEvent:
         return await self._queue.get()
 
-    async def send(self, message: Message) -> None:
+    async def send(self, message: SendEvent) -> None:
         kind = message.get("type")
         self._sent_any = True
         if kind == "lifespan.startup.complete":

@@ -42,6 +42,7 @@ from server.errors import (
     StartupError,
     report_error,
 )
+from server.gc_threshold import adopt_313_threshold
 from server.importer import AppImportError, AppLoadError, load_app
 from server.lifespan import Lifespan, LifespanFailure
 from server.sockets import (
@@ -249,6 +250,7 @@ class Server:
 
     # --- main coroutine ------------------------------------------------------------------------
     def run(self, sockets: list[socket.socket] | None = None) -> int:
+        adopt_313_threshold()  # before the app is imported: its own choice wins
         with asyncio.Runner(loop_factory=loop_factory(self.config.loop)) as runner:
             runner.run(self.serve(sockets))
         return self.exit_code

@@ -9,39 +9,25 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
-import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
-from benchmarks import procs, proctree
+from benchmarks.loadgen.external import LoadResult, duration_ms, run_pinned
 
 # Streams in flight per connection (h2load -m): what browsers do with a page's resources.
 STREAMS = 10
 
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
-
 
 @dataclass
-class H2loadResult:
-    requests: int
-    rate: float
+class H2loadResult(LoadResult):
     mean_ms: float
     max_ms: float
     failed: int
     errored: int
-    non_2xx: int
     protocol: str
-    loadgen_cpu_pct: float
-    server_cpu_pct: float
-    others_on_server_core_pct: float
-    wall_s: float
 
 
 def _ms(text: str) -> float:
-    m = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
-    if m is None:
-        raise ValueError(f"unexpected h2load time {text!r}")
-    return float(m.group(1)) * _UNITS[m.group(2)]
+    return duration_ms(text, "h2load")
 
 
 def parse(output: str) -> tuple[int, float, float, float, int, int, int, str]:
@@ -87,27 +73,11 @@ def run(
     """One fixed-length h2load run (one thread) against 127.0.0.1:port over h2c (``http``)
     or h2 over TLS (``https``; h2load does not check the certificate)."""
     url = f"{scheme}://127.0.0.1:{port}{path}"
-    cpu0 = procs.cpu_of_children()
-    srv0 = proctree.cpu_seconds(server_pid)
-    core0 = proctree.core_busy_seconds(server_core) if server_core is not None else 0.0
-    t0 = time.perf_counter()
-    done = subprocess.run(
-        ["h2load", "-t1", f"-c{connections}", f"-m{STREAMS}", f"-D{max(1, seconds)}", url],
-        capture_output=True,
-        text=True,
-        timeout=seconds + 30,
-        check=False,
-        preexec_fn=procs.pinned(core),
+    argv = ["h2load", "-t1", f"-c{connections}", f"-m{STREAMS}", f"-D{max(1, seconds)}", url]
+    output, usage = run_pinned(
+        argv, seconds=seconds, core=core, server_pid=server_pid, server_core=server_core
     )
-    wall = time.perf_counter() - t0
-    srv = proctree.cpu_seconds(server_pid) - srv0
-    others = float("nan")
-    if server_core is not None:
-        busy = proctree.core_busy_seconds(server_core) - core0
-        others = max(0.0, 100.0 * (busy - srv) / wall)
-    if done.returncode != 0:
-        raise RuntimeError(f"h2load failed ({done.returncode}): {done.stderr.strip()[-300:]}")
-    requests, rate, mean, worst, failed, errored, non2xx, protocol = parse(done.stdout)
+    requests, rate, mean, worst, failed, errored, non2xx, protocol = parse(output)
     return H2loadResult(
         requests=requests,
         rate=rate,
@@ -117,8 +87,5 @@ def run(
         errored=errored,
         non_2xx=non2xx,
         protocol=protocol,
-        loadgen_cpu_pct=100.0 * (procs.cpu_of_children() - cpu0) / wall,
-        server_cpu_pct=100.0 * srv / wall,
-        others_on_server_core_pct=others,
-        wall_s=wall,
+        **asdict(usage),
     )

@@ -4,38 +4,24 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
-import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from benchmarks import procs, proctree
+from benchmarks.loadgen.external import LoadResult, duration_ms, run_pinned
 
 # Lua scripts that shape the requests (workloads A-varied, A-close-10, A-close-11).
 SCRIPTS = Path(__file__).parent / "lua"
 
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}
-
 
 @dataclass
-class WrkResult:
-    requests: int
-    rate: float
+class WrkResult(LoadResult):
     p50_ms: float
     p99_ms: float
-    non_2xx: int
     socket_errors: int
-    loadgen_cpu_pct: float
-    server_cpu_pct: float
-    others_on_server_core_pct: float
-    wall_s: float
 
 
 def _ms(text: str) -> float:
-    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
-    if m is None:
-        raise ValueError(f"unexpected wrk latency {text!r}")
-    return float(m.group(1)) * _UNITS[m.group(2)]
+    return duration_ms(text, "wrk latency")
 
 
 def parse(output: str) -> tuple[int, float, float, float, int, int]:
@@ -78,30 +64,13 @@ def run(
     """One fixed-length wrk run (one thread) against 127.0.0.1:port; ``script`` names a Lua
     file in ``SCRIPTS`` that writes the requests."""
     url = f"http://127.0.0.1:{port}{path}"
-    cpu0 = procs.cpu_of_children()
-    srv0 = proctree.cpu_seconds(server_pid)
-    core0 = proctree.core_busy_seconds(server_core) if server_core is not None else 0.0
-    t0 = time.perf_counter()
     argv = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, seconds)}s", "--latency"]
     if script is not None:
         argv += ["-s", str(SCRIPTS / script)]
-    done = subprocess.run(
-        [*argv, url],
-        capture_output=True,
-        text=True,
-        timeout=seconds + 30,
-        check=False,
-        preexec_fn=procs.pinned(core),
+    output, usage = run_pinned(
+        [*argv, url], seconds=seconds, core=core, server_pid=server_pid, server_core=server_core
     )
-    wall = time.perf_counter() - t0
-    srv = proctree.cpu_seconds(server_pid) - srv0
-    others = float("nan")
-    if server_core is not None:
-        busy = proctree.core_busy_seconds(server_core) - core0
-        others = max(0.0, 100.0 * (busy - srv) / wall)
-    if done.returncode != 0:
-        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr.strip()[-300:]}")
-    requests, rate, p50, p99, non2xx, errors = parse(done.stdout)
+    requests, rate, p50, p99, non2xx, errors = parse(output)
     return WrkResult(
         requests=requests,
         rate=rate,
@@ -109,8 +78,5 @@ def run(
         p99_ms=p99,
         non_2xx=non2xx,
         socket_errors=errors,
-        loadgen_cpu_pct=100.0 * (procs.cpu_of_children() - cpu0) / wall,
-        server_cpu_pct=100.0 * srv / wall,
-        others_on_server_core_pct=others,
-        wall_s=wall,
+        **asdict(usage),
     )

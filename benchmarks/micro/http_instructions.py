@@ -7,8 +7,11 @@ with none; the difference divided by ``N`` is the cost of one request:
     valgrind --tool=callgrind --callgrind-out-file=/dev/null \\
         .venv/bin/python benchmarks/micro/http_instructions.py CASE N [--metrics[-path]]
 
-CASE: ``varied`` (keep-alive, a distinct ~700-byte browser head per request), ``repeated`` (the
-same small head again and again) or ``close`` (a new connection per HTTP/1.0 request).  Run as
+CASE: ``varied`` (keep-alive, a distinct ~700-byte browser head per request), ``varied64``
+(the same heads over 64 keep-alive connections whose requests are in flight together, as
+``wrk -c64`` drives a server: objects of many requests are alive at once, which is what makes
+the cyclic garbage collector run), ``repeated`` (the same small head again and again) or
+``close`` (a new connection per HTTP/1.0 request).  Run as
 a file, the script imports whichever ``server`` package comes first on ``sys.path``, so
 ``PYTHONPATH=<other checkout>`` measures another version with the same requests.
 
@@ -60,7 +63,7 @@ async def run(case: str, n: int, metrics: str | None) -> None:
         from server.metrics.service import MetricsService
 
         app = MetricsService(config, state).wrap_app(app)
-    heads = [browser_head(i) for i in range(n)] if case == "varied" else []
+    heads = [browser_head(i) for i in range(n)] if case.startswith("varied") else []
     if case == "close":
         for _ in range(n):
             proto = HttpProtocol(config, app, state, loop)
@@ -70,6 +73,22 @@ async def run(case: str, n: int, metrics: str | None) -> None:
             while sink.count < 1:  # noqa: ASYNC110 - a bare loop turn, as a socket read
                 await asyncio.sleep(0)
             proto.connection_lost(None)
+    elif case == "varied64":
+        conns = []
+        for _ in range(64):
+            proto = HttpProtocol(config, app, state, loop)
+            sink = Sink()
+            proto.connection_made(sink)
+            conns.append((proto, sink))
+        done = 0
+        while done < n:
+            batch = conns[: n - done]
+            for j, (proto, _sink) in enumerate(batch):
+                proto.data_received(heads[done + j])
+            done += len(batch)
+            # Connection j has been fed ceil((done - j) / 64) requests: wait for all answers.
+            while any(s.count < (done - j + 63) // 64 for j, (_p, s) in enumerate(conns)):  # noqa: ASYNC110
+                await asyncio.sleep(0)
     else:
         proto = HttpProtocol(config, app, state, loop)
         sink = Sink()
@@ -85,9 +104,12 @@ async def run(case: str, n: int, metrics: str | None) -> None:
 def main() -> None:
     import uvloop
 
+    from server.gc_threshold import adopt_313_threshold
+
     case, n = sys.argv[1], int(sys.argv[2])
     flags = sys.argv[3:]
     metrics = "path" if "--metrics-path" in flags else "port" if "--metrics" in flags else None
+    adopt_313_threshold()  # as the server does at start-up
     uvloop.run(run(case, n, metrics))
 
 

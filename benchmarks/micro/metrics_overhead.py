@@ -67,7 +67,7 @@ async def ws_roundtrip(n: int, metrics: bool) -> float:
         ws = WebSocketProtocol(config, echo, state, loop)
         sink = Sink()
         feed = ws.data_received
-        scope = {"type": "websocket", "headers": SCOPE_HEADERS, "path": "/"}
+        scope: Any = {"type": "websocket", "headers": SCOPE_HEADERS, "path": "/"}
         ws.start_upgrade(sink, scope, b"")
         await spin(sink, 1)
         t0 = time.perf_counter()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
+from typing import Any
 
 # Run as a file, ``sys.path[0]`` is this folder: append the checkout root (after PYTHONPATH).
 sys.path.append(str(Path(__file__).resolve().parents[2]))
@@ -38,7 +39,7 @@ async def run(n: int, metrics: bool) -> None:
     ws = WebSocketProtocol(config, echo, state, loop)
     sink = Sink()
     feed = ws.data_received
-    scope = {"type": "websocket", "headers": SCOPE_HEADERS, "path": "/"}
+    scope: Any = {"type": "websocket", "headers": SCOPE_HEADERS, "path": "/"}
     ws.start_upgrade(sink, scope, b"")
     while sink.count < 1:  # noqa: ASYNC110 - a bare loop turn, as a socket read
         await asyncio.sleep(0)

@@ -1,20 +1,18 @@
 """A channel layer on Redis (redis-py's asyncio client), shared by many processes and hosts.
 
-(Longer than our usual module: one class whose send, receive and group paths all depend on the
-list and envelope layout described here, kept together on purpose; what the pub/sub layer
-shares with it lives in ``channels.layers.redis_common``, the mailboxes in
-``channels.layers.mailbox``.)
+What is stored in Redis and how (envelopes, Lua scripts, the bounded BLPOP, a loop's
+connections) is in ``channels.layers.redis_storage``; what the pub/sub layer shares with this
+one in ``channels.layers.redis_common``; the process-local mailboxes in
+``channels.layers.mailbox``.
 
 Storage design
 --------------
 * A channel is a Redis **list** ``{prefix}:{name}``: ``send`` appends (RPUSH), ``receive`` pops
-  the head (BLPOP), so messages keep their order.  Every entry is an *envelope*::
-
-      <13-digit deadline in ms since the epoch><targets>\\n<payload>
-
-  ``payload`` is ``serialize(message)``: msgpack (or JSON with ``serializer_format="json"``),
-  Fernet-encrypted when ``symmetric_encryption_keys`` is set; override ``serialize`` /
-  ``deserialize`` in a subclass to change it.  ``targets`` is empty for ordinary channels.
+  the head (BLPOP), so messages keep their order.  Every entry is an *envelope* (a deadline,
+  the targets and the payload: ``channels.layers.redis_storage``).  The payload is
+  ``serialize(message)``: msgpack (or JSON with ``serializer_format="json"``), Fernet-encrypted
+  when ``symmetric_encryption_keys`` is set; override ``serialize`` / ``deserialize`` in a
+  subclass to change it.  ``targets`` is empty for ordinary channels.
 * ``new_channel(prefix)`` names are ``<prefix>.<client id>!<random>`` (channels_redis's shape).
   All process-local channels of one layer instance share ONE list, ``specific.<client id>!``,
   whatever their prefix (:meth:`RedisChannelLayer.route` maps a name to it); ``targets`` then
@@ -27,12 +25,11 @@ Storage design
   capacity; the reader keeps that list near empty, so this only bites when a process stalls.)
 * A local mailbox lives while its consumer does (``channels.layers.mailbox``): released when
   the consumer exits, swept at most once per ``expiry`` when nobody received its messages.
-* Every write goes through one Lua script: it drops expired envelopes from the head of each
-  list (their deadline is their first 13 bytes), checks the list against the channel's
-  capacity, appends and refreshes the key's TTL, atomically per shard.  It returns the indexes
-  of full lists: ``send`` raises :class:`ChannelFull`, ``group_send`` counts and logs.
-* A group is a **sorted set** ``{prefix}:group:{name}`` of channel names scored by the time
-  they were added; members older than ``group_expiry`` are removed on ``group_send``.
+* Every write goes through one Lua script (``redis_storage.SEND_SCRIPT``): it drops expired
+  envelopes, checks each list against its channel's capacity, appends and refreshes the TTL,
+  atomically per shard, and returns the indexes of full lists: ``send`` raises
+  :class:`ChannelFull`, ``group_send`` counts and logs.
+* A group is a **sorted set** of channel names (``channels.layers.redis_groups``).
 * Several hosts are shards chosen by consistent hashing (a hash ring with virtual nodes) of
   the channel's non-local name or the group name.
 * On a Redis Cluster (``redis+cluster://`` hosts) keys carry hash tags and the send script
@@ -64,13 +61,11 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, cast
 
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
 
 from channels.exceptions import ChannelFull
 from channels.layers.base import BaseChannelLayer, CapacityPattern
 from channels.layers.mailbox import FULL, Mailboxes
-from channels.layers.redis_cluster import ClusterSpec, TopologyLog, cluster_spec, push_per_slot
+from channels.layers.redis_cluster import TopologyLog, cluster_spec, push_per_slot
 from channels.layers.redis_common import (
     COMMAND_TIMEOUT,
     DEADLINE_DIGITS,
@@ -85,6 +80,14 @@ from channels.layers.redis_common import (
     make_client,
     parse_hosts,
 )
+from channels.layers.redis_groups import RedisGroups
+from channels.layers.redis_storage import (
+    BLOCK_SECONDS,
+    LoopState,
+    blpop,
+    envelope_header,
+    split_envelope,
+)
 from channels.utils import ArmableLayer
 
 # The shared helpers stay importable from here too (they lived in this module before).
@@ -93,93 +96,13 @@ __all__ = ["Codec", "HashRing", "HostSpec", "RedisChannelLayer", "make_client", 
 logger = logging.getLogger("channels.layers")
 
 Message = dict[str, Any]
-# Seconds a BLPOP blocks before the receive loop goes round again (must stay below the
-# client's socket timeout).
-BLOCK_SECONDS = 2
-BLOCK_GRACE = 10  # extra seconds before a silent BLPOP connection is considered dead
 CLIENT_ID_LENGTH = 12  # hex digits of a layer instance's process-local id
 HEX_DIGITS = frozenset("0123456789abcdef")
 
-# KEYS[i]: list of channel i.  ARGV[1]: payload, ARGV[2]: key TTL (s), ARGV[3]: now (ms),
-# ARGV[2 + 2i]: capacity of list i, ARGV[3 + 2i]: envelope header for list i.
-SEND_SCRIPT = """
-local payload = ARGV[1]
-local ttl = tonumber(ARGV[2])
-local now = tonumber(ARGV[3])
-local full = {}
-for i, key in ipairs(KEYS) do
-  while true do
-    local head = redis.call('LINDEX', key, 0)
-    if not head or tonumber(string.sub(head, 1, 13)) > now then break end
-    redis.call('LPOP', key)
-  end
-  if redis.call('LLEN', key) >= tonumber(ARGV[2 + 2 * i]) then
-    full[#full + 1] = i
-  else
-    redis.call('RPUSH', key, ARGV[3 + 2 * i] .. payload)
-    redis.call('EXPIRE', key, ttl)
-  end
-end
-return full
-"""
 
-
-# KEYS[1]: a group's sorted set.  ARGV[1]: oldest score still a member.  Returns the members
-# joined by commas (never part of a name): ONE bulk string instead of one per member.  redis-py
-# parses replies in Python, so with 500 members the per-member parse cost dominated group_send
-# (profile: ~400k ``_read_response`` calls for 800 group_sends).  Micro-benchmark (500 armed
-# local consumers, bursts of 20 group_sends, real redis-server, uvloop): 180-190k deliveries/s
-# with a reply per member, 255-310k/s with this script.
-GROUP_MEMBERS_SCRIPT = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-return table.concat(redis.call('ZRANGE', KEYS[1], 0, -1), ',')
-"""
-
-
-async def blpop(client: Redis, key: str) -> Any:
-    """BLPOP with a client-side bound (a dead connection cannot block us forever), then
-    honour a cancellation that something underneath may have swallowed."""
-    try:
-        async with asyncio.timeout(BLOCK_SECONDS + BLOCK_GRACE):
-            result = await cast(Awaitable[Any], client.blpop([key], BLOCK_SECONDS))
-    except ResponseError as exc:
-        if str(exc).startswith("UNBLOCKED"):
-            # A primary demoted to replica (cluster or Sentinel failover) ends blocked
-            # commands with -UNBLOCKED; nothing was popped: retry like a lost connection.
-            raise RedisConnectionError(f"BLPOP interrupted by a role change: {exc}") from exc
-        raise
-    task = asyncio.current_task()
-    if task is not None and task.cancelling() and result is None:
-        raise asyncio.CancelledError
-    return result
-
-
-def split_envelope(raw: bytes) -> tuple[int, str, bytes]:
-    newline = raw.index(b"\n", DEADLINE_DIGITS)
-    deadline = int(raw[:DEADLINE_DIGITS])
-    return deadline, raw[DEADLINE_DIGITS:newline].decode("ascii"), raw[newline + 1 :]
-
-
-class _LoopState:
-    """Per-event-loop connections and the process-local reader."""
-
-    def __init__(self, hosts: list[HostSpec], cluster: ClusterSpec | None = None) -> None:
-        self.clients: list[Any] = [make_client(h) for h in hosts]
-        self.blocking_clients: list[Any] = [make_client(h, blocking=True) for h in hosts]
-        if cluster is not None:  # one "shard": the cluster client routes by slot itself
-            self.clients = [cluster.client()]
-            self.blocking_clients = [cluster.client(blocking=True)]
-        self.scripts: list[Any] = [c.register_script(SEND_SCRIPT) for c in self.clients]
-        self.member_scripts: list[Any] = [
-            c.register_script(GROUP_MEMBERS_SCRIPT) for c in self.clients
-        ]
-        self.reader: asyncio.Task[None] | None = None
-        self.pending: set[asyncio.Future[Any]] = set()
-        self.stopping = False
-
-
-class RedisChannelLayer(BaseChannelLayer, ArmableLayer):
-    """Channel layer backed by one or more Redis servers (see the module docstring)."""
+class RedisChannelLayer(RedisGroups, BaseChannelLayer, ArmableLayer):
+    """Channel layer backed by one or more Redis servers (see the module docstring; the
+    group methods are in :class:`channels.layers.redis_groups.RedisGroups`)."""
 
     command_timeout: float = COMMAND_TIMEOUT
 
@@ -241,7 +164,7 @@ class RedisChannelLayer(BaseChannelLayer, ArmableLayer):
         """A fresh process-local name; connections and local mailboxes start empty."""
         self.client_prefix = uuid.uuid4().hex[:CLIENT_ID_LENGTH]
         self.local_name = f"specific.{self.client_prefix}!"
-        self._loops: dict[asyncio.AbstractEventLoop, _LoopState] = {}
+        self._loops: dict[asyncio.AbstractEventLoop, LoopState] = {}
         self._mailboxes = Mailboxes(self.get_capacity, self.expiry, self.clock())
         # Groups this process added its own channels to, to leave them on release.
         self._joined: dict[str, set[str]] = {}
@@ -256,14 +179,14 @@ class RedisChannelLayer(BaseChannelLayer, ArmableLayer):
         return self.codec.decode(data)
 
     # ---------------------------------------------------------------- connections
-    def _state(self) -> _LoopState:
+    def _state(self) -> LoopState:
         loop = asyncio.get_running_loop()
         state = self._loops.get(loop)
         if state is None:
             # Forget loops that were closed without telling us (their sockets died with them).
             for old in [lp for lp in self._loops if lp.is_closed()]:
                 del self._loops[old]
-            state = self._loops[loop] = _LoopState(self.hosts, self.cluster)
+            state = self._loops[loop] = LoopState(self.hosts, self.cluster)
             close_pools_with_loop(loop, self._loops, self.close_pools)
         return state
 
@@ -283,7 +206,7 @@ class RedisChannelLayer(BaseChannelLayer, ArmableLayer):
         for client in state.clients + state.blocking_clients:
             await close_client(client)
 
-    async def _stop_reader(self, state: _LoopState) -> None:
+    async def _stop_reader(self, state: LoopState) -> None:
         """Wake the reader's BLPOP with a marker entry instead of cancelling it: cancelling
         a command mid-reply could lose a message (and redis-py may absorb the cancel)."""
         assert state.reader is not None
@@ -335,15 +258,7 @@ class RedisChannelLayer(BaseChannelLayer, ArmableLayer):
             return f"{self.prefix}:{{{name}}}"
         return f"{self.prefix}:{name}"
 
-    def _group_key(self, group: str) -> str:
-        if self.cluster is not None:
-            return f"{self.prefix}:group:{{{group}}}"
-        return f"{self.prefix}:group:{group}"
-
     # ---------------------------------------------------------------- writing
-    def _header(self, deadline_ms: int, targets: str) -> bytes:
-        return b"%013d%s\n" % (deadline_ms, targets.encode("ascii"))
-
     async def _push(
         self, shard: int, items: list[tuple[str, int, bytes]], payload: bytes, now: float
     ) -> list[int]:
@@ -371,7 +286,11 @@ class RedisChannelLayer(BaseChannelLayer, ArmableLayer):
         targets = channel if "!" in channel else ""
         # As channels_redis: the list is checked against the channel's capacity (so
         # ``channel_capacity`` patterns like "websocket.send!*" keep raising ChannelFull).
-        item = (self._key(target_key), self.get_capacity(channel), self._header(deadline, targets))
+        item = (
+            self._key(target_key),
+            self.get_capacity(channel),
+            envelope_header(deadline, targets),
+        )
         full = await self._push(self._shard(target_key), [item], self.serialize(message), now)
         if full:
             raise ChannelFull(channel)
@@ -470,11 +389,10 @@ class RedisChannelLayer(BaseChannelLayer, ArmableLayer):
         channel's next message, or keep that message pending if ``fut`` is done by then.
 
         Without ``arm`` every consumer needed its own pump task calling ``receive`` (a task
-        wake-up, a fresh future and a mailbox round trip per delivery).  Measured with 500
-        armed local consumers and bursts of 20 ``group_send``s against a real redis-server
-        (in-process, uvloop, 2 shared cores): 80-100k deliveries/s through pump tasks,
-        175-190k/s armed.  Messages are handed over as decoded (one dict shared by all local
-        members of a group, like the in-memory layer).
+        wake-up, a fresh future and a mailbox round trip per delivery; figures in
+        benchmarks/micro/RESULTS.md, "Redis layer: arm versus pump tasks").  Messages are
+        handed over as decoded (one dict shared by all local members of a group, like the
+        in-memory layer).
         """
         if channel not in self._mailboxes.boxes:
             self.require_valid_channel_name(channel)
@@ -490,23 +408,8 @@ class RedisChannelLayer(BaseChannelLayer, ArmableLayer):
         buffered) and leave the groups it joined from here and did not leave itself (a
         consumer that died on its way out never ran its disconnect handler).  Messages still
         on their way are dropped by the next sweep."""
-        if not self._mailboxes.release(channel, self.clock()):
-            return
-        groups = self._joined.pop(channel, None)
-        if not groups:
-            return
-        state = self._state()
-        try:
-            for group in groups:
-                async with bounded("group_discard", self.command_timeout):
-                    await cast(
-                        Awaitable[Any],
-                        state.clients[self._shard(group)].zrem(self._group_key(group), channel),
-                    )
-        except RECONNECT_ERRORS as exc:
-            # A consumer leaving while Redis is down must not fail on its way out; the
-            # memberships expire with group_expiry.
-            logger.warning("could not remove %r from its groups (%s)", channel, exc)
+        if self._mailboxes.release(channel, self.clock()):
+            await self._leave_groups(channel)
 
     def _arm_shared(self, channel: str, fut: asyncio.Future[Message]) -> None:
         """Channels outside this process's list: one receive task per arm.  If ``fut``
@@ -541,13 +444,13 @@ class RedisChannelLayer(BaseChannelLayer, ArmableLayer):
     def _requeue(self, channel: str, message: Message) -> None:
         state = self._state()
         deadline = int((self.clock() + self.expiry) * 1000)
-        raw = self._header(deadline, "") + self.serialize(message)
+        raw = envelope_header(deadline, "") + self.serialize(message)
         client = state.clients[self._shard(channel)]
         restore = asyncio.ensure_future(cast(Awaitable[Any], client.lpush(self._key(channel), raw)))
         state.pending.add(restore)
         restore.add_done_callback(state.pending.discard)
 
-    async def _reader_loop(self, state: _LoopState) -> None:
+    async def _reader_loop(self, state: LoopState) -> None:
         """The one BLPOP loop of this process, feeding the local mailboxes."""
         shard = self._shard(self.local_name)
         client = state.blocking_clients[shard]
@@ -614,82 +517,6 @@ class RedisChannelLayer(BaseChannelLayer, ArmableLayer):
             # Connection churn calls this once per connection: a natural sweep trigger.
             boxes.maybe_sweep(self.clock())
         return name
-
-    # ---------------------------------------------------------------- groups
-    async def group_add(self, group: str, channel: str) -> None:
-        self.require_valid_group_name(group)
-        self.require_valid_channel_name(channel)
-        state = self._state()
-        shard = self._shard(group)
-        key = self._group_key(group)
-        async with (
-            bounded("group_add", self.command_timeout),
-            state.clients[shard].pipeline(transaction=False) as pipe,
-        ):
-            pipe.zadd(key, {channel: self.clock()})
-            pipe.expire(key, int(self.group_expiry) + 1)
-            await pipe.execute()
-        if "!" in channel and self.route(channel) == self.local_name:
-            self._joined.setdefault(channel, set()).add(group)
-
-    async def group_discard(self, group: str, channel: str) -> None:
-        self.require_valid_group_name(group)
-        self.require_valid_channel_name(channel)
-        state = self._state()
-        async with bounded("group_discard", self.command_timeout):
-            await cast(
-                Awaitable[Any],
-                state.clients[self._shard(group)].zrem(self._group_key(group), channel),
-            )
-        groups = self._joined.get(channel)
-        if groups is not None:
-            groups.discard(group)
-            if not groups:
-                del self._joined[channel]
-
-    async def group_channels(self, group: str) -> list[str]:
-        """Current (unexpired) members of ``group``."""
-        self.require_valid_group_name(group)
-        state = self._state()
-        key = self._group_key(group)
-        shard = self._shard(group)
-        async with bounded("group_send", self.command_timeout):
-            joined = await state.member_scripts[shard](
-                keys=[key],
-                args=[repr(self.clock() - self.group_expiry)],
-                client=state.clients[shard],
-            )
-        return joined.decode("ascii").split(",") if joined else []
-
-    async def group_send(self, group: str, message: Message) -> None:
-        """One envelope per member channel, or one per *process* for process-local members;
-        each shard's share is written by one script call (capacity checked per list)."""
-        self.require_valid_message(message)
-        channels = await self.group_channels(group)
-        if not channels:
-            return
-        now = self.clock()
-        deadline = int((now + self.expiry) * 1000)
-        payload = self.serialize(message)
-        local: dict[str, list[str]] = {}
-        per_shard: dict[int, list[tuple[str, int, bytes]]] = {}
-        for channel in channels:
-            if "!" in channel:
-                local.setdefault(self.route(channel), []).append(channel)
-            else:
-                item = (self._key(channel), self.get_capacity(channel), self._header(deadline, ""))
-                per_shard.setdefault(self._shard(channel), []).append(item)
-        for process_name, members in local.items():
-            header = self._header(deadline, ",".join(members))
-            item = (self._key(process_name), self.get_capacity(process_name), header)
-            per_shard.setdefault(self._shard(process_name), []).append(item)
-        full = 0
-        for shard, items in per_shard.items():
-            full += len(await self._push(shard, items, payload, now))
-        if full:
-            # channels_redis's line and level, once per call; the drops are also counted.
-            self.group_send_full += full
-            logger.info("%s of %s channels over capacity in group %s", full, len(channels), group)
 
     # ---------------------------------------------------------------- housekeeping
     async def flush(self) -> None:

@@ -190,7 +190,7 @@ def make_client(spec: HostSpec, blocking: bool = False) -> Redis:
     ``blocking`` clients serve BLPOP and have no socket timeout: with one, redis-py wraps
     each write in ``asyncio.wait_for``, which on Python 3.11 can swallow a cancellation
     (the task then keeps running).  Their reads are bounded by the caller
-    (``channels.layers.redis.blpop``) instead.
+    (``channels.layers.redis_storage.blpop``) instead.
     """
     retry = Retry(ExponentialBackoff(cap=RECONNECT_BACKOFF_MAX, base=0.02), 5)
     options: dict[str, Any] = {

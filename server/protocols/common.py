@@ -17,7 +17,7 @@ from server.access_log import AccessLog
 from server.config import Config
 from server.datecache import date_line
 from server.state import ServerState
-from server.types import Message
+from server.types import HTTPReceiveEvent
 
 
 def server_line(config: Config) -> bytes:
@@ -142,16 +142,16 @@ class PulledReceive:
         # would otherwise refuse the assignments to ``waiter``, a slot the subclasses declare.
         __slots__ = ()
 
-    waiter: asyncio.Future[Message] | None
+    waiter: asyncio.Future[HTTPReceiveEvent] | None
 
-    def _take(self) -> Message | None:
+    def _take(self) -> HTTPReceiveEvent | None:
         raise NotImplementedError
 
-    async def __call__(self) -> Message:
+    async def __call__(self) -> HTTPReceiveEvent:
         message = self._take()
         if message is not None:
             return message
-        fut: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[HTTPReceiveEvent] = asyncio.get_running_loop().create_future()
         self.waiter = fut
         try:
             return await fut
@@ -159,7 +159,7 @@ class PulledReceive:
             if self.waiter is fut:
                 self.waiter = None
 
-    def arm(self, fut: asyncio.Future[Message]) -> None:
+    def arm(self, fut: asyncio.Future[HTTPReceiveEvent]) -> None:
         """Resolve ``fut`` with the next message, now or when it comes."""
         self.waiter = None
         if fut.done():

@@ -46,7 +46,7 @@ from server.sansio.request import RequestHead
 from server.sansio.scope import ConnectionInfo, http_scope, split_target, websocket_scope
 from server.sansio.ws_errors import ClientDisconnected
 from server.state import ServerState
-from server.types import ASGIApp
+from server.types import ASGIApp, HTTPScope, WebSocketScope
 
 logger = logging.getLogger("server.http")
 
@@ -335,6 +335,7 @@ class H2Protocol(asyncio.Protocol):
             self._served_directly(sid, head, 503)
             return
         stream: FlowStream
+        scope: HTTPScope | WebSocketScope
         if head.websocket:
             from server.protocols.h2_ws import WebSocketStream
 
@@ -346,7 +347,7 @@ class H2Protocol(asyncio.Protocol):
             )
             stream = WebSocketStream(self, event.stream_id, head, scope)
         else:
-            extensions: dict[str, Any] = {
+            extensions: dict[str, dict[str, Any]] = {
                 "http.response.pathsend": {},
                 "http.response.zerocopysend": {},
                 # HTTP/2 frames trailers natively (RFC 9113 section 8.1), whatever TE says.

@@ -18,7 +18,13 @@ from server.sansio.h2 import STREAM_WINDOW
 from server.sansio.h2_head import H2Head
 from server.sansio.h2_response import response_headers, trailer_fields
 from server.sansio.response import ASGIProtocolError
-from server.types import Message
+from server.types import (
+    HTTPReceiveEvent,
+    HTTPScope,
+    Message,
+    WebSocketReceiveEvent,
+    WebSocketScope,
+)
 
 if TYPE_CHECKING:
     from server.protocols.h2 import H2Protocol
@@ -30,15 +36,14 @@ logger = logging.getLogger("server.http")
 FILE_CHUNK: Final = 256 * 1024
 
 
-_DISCONNECT: Final = {"type": "http.disconnect"}
-
-
 class FlowStream:
     """What every stream shares: its id, its task, and sending within flow-control windows."""
 
     __slots__ = ("_window_waiter", "disconnected", "proto", "scope", "stream_id", "task")
 
-    def __init__(self, proto: H2Protocol, stream_id: int, scope: dict[str, Any]) -> None:
+    def __init__(
+        self, proto: H2Protocol, stream_id: int, scope: HTTPScope | WebSocketScope
+    ) -> None:
         self.proto = proto
         self.stream_id = stream_id
         self.scope = scope
@@ -67,7 +72,7 @@ class FlowStream:
     async def send(self, message: Message) -> None:
         raise NotImplementedError
 
-    async def __call__(self) -> Message:
+    async def __call__(self) -> HTTPReceiveEvent | WebSocketReceiveEvent:
         raise NotImplementedError
 
     def window_changed(self) -> None:
@@ -145,9 +150,7 @@ class Stream(PulledReceive, FlowStream):
         "waiter",
     )
 
-    def __init__(
-        self, proto: H2Protocol, stream_id: int, head: H2Head, scope: dict[str, Any]
-    ) -> None:
+    def __init__(self, proto: H2Protocol, stream_id: int, head: H2Head, scope: HTTPScope) -> None:
         super().__init__(proto, stream_id, scope)
         self.head = head
         self._chunks: list[bytes] = []
@@ -157,7 +160,7 @@ class Stream(PulledReceive, FlowStream):
         self.request_done = False
         self._final_sent = False
         self.continue_pending = head.expect_continue
-        self.waiter: asyncio.Future[Message] | None = None
+        self.waiter: asyncio.Future[HTTPReceiveEvent] | None = None
         # Response state.
         self.started = False
         self.started_at = 0.0  # with metrics on: server.metrics.recorder.clock() at the head
@@ -172,9 +175,9 @@ class Stream(PulledReceive, FlowStream):
         self._deadline: ConnectionTimer | None = None  # --timeout-request-body, when due
 
     # --- receive -----------------------------------------------------------------------
-    def _take(self) -> Message | None:
+    def _take(self) -> HTTPReceiveEvent | None:
         if self.complete:
-            return dict(_DISCONNECT)
+            return {"type": "http.disconnect"}
         if self.continue_pending:
             # RFC 9110 section 10.1.1 / RFC 9113 section 8.1: an interim 100 tells the client
             # to send the body; sent only once the app asks for the body.
@@ -198,7 +201,7 @@ class Stream(PulledReceive, FlowStream):
                 self.watch_body()
             return {"type": "http.request", "body": body, "more_body": more}
         if self.disconnected:
-            return dict(_DISCONNECT)
+            return {"type": "http.disconnect"}
         return None
 
     def feed(self, data: bytes, flow: int) -> None:

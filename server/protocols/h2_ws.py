@@ -33,13 +33,14 @@ from server.sansio.ws_frames import (
     WebSocketConnection,
 )
 from server.sansio.ws_handshake import Handshake
-from server.sansio.ws_messages import (
-    AcceptEvent,
-    ReceivedEvent,
-    ResponseBodyEvent,
-    ResponseStartEvent,
+from server.types import (
+    Message,
+    WebSocketAcceptEvent,
+    WebSocketReceiveEvent,
+    WebSocketResponseBodyEvent,
+    WebSocketResponseStartEvent,
+    WebSocketScope,
 )
-from server.types import Message
 
 if TYPE_CHECKING:
     from server.protocols.h2 import H2Protocol
@@ -87,7 +88,7 @@ class WebSocketStream(FlowStream):
     )
 
     def __init__(
-        self, proto: H2Protocol, stream_id: int, head: H2Head, scope: dict[str, Any]
+        self, proto: H2Protocol, stream_id: int, head: H2Head, scope: WebSocketScope
     ) -> None:
         super().__init__(proto, stream_id, scope)
         self.head = head
@@ -134,11 +135,11 @@ class WebSocketStream(FlowStream):
             self.task.cancel()
 
     # --- receive -----------------------------------------------------------------------
-    async def __call__(self) -> Message:
-        return cast(Message, await self.receive())
+    async def __call__(self) -> WebSocketReceiveEvent:
+        return await self.receive()
 
-    def arm(self, fut: asyncio.Future[Message]) -> None:
-        self.receive.arm(cast("asyncio.Future[ReceivedEvent]", fut))
+    def arm(self, fut: asyncio.Future[WebSocketReceiveEvent]) -> None:
+        self.receive.arm(fut)
 
     def _on_drain(self) -> None:
         if self._held and not self.receive.backlogged:
@@ -285,7 +286,7 @@ class WebSocketStream(FlowStream):
         state = conn.state
         if state is State.CONNECTING:
             if mtype == "websocket.accept":
-                head = conn.accept(cast(AcceptEvent, message))
+                head = conn.accept(cast(WebSocketAcceptEvent, message))
                 self._cancel_connect_timer()
                 interval = self.proto.config.ws_ping_interval
                 if interval is not None:
@@ -301,14 +302,18 @@ class WebSocketStream(FlowStream):
                 self._plain(403)
                 return
             if mtype == "websocket.http.response.start":
-                conn.response_start(cast(ResponseStartEvent, message))  # validates; -> DENYING
+                conn.response_start(
+                    cast(WebSocketResponseStartEvent, message)
+                )  # validates; -> DENYING
                 self._deny, _length = response_headers(
                     message["status"], message.get("headers"), self.proto.default_headers()
                 )
                 return
         elif state is State.DENYING and mtype == "websocket.http.response.body":
             more = bool(message.get("more_body", False))
-            conn.response_body(cast(ResponseBodyEvent, message))  # validates; CLOSED at the end
+            conn.response_body(
+                cast(WebSocketResponseBodyEvent, message)
+            )  # validates; CLOSED at the end
             body = bytes(message.get("body", b""))
             if self._deny is not None:
                 fields, self._deny = self._deny, None

@@ -22,7 +22,7 @@ from urllib.parse import quote
 from server.access_log import AccessLog
 from server.config import Config
 from server.metrics import recorder as _metrics
-from server.protocols.common import ConnectionTimer, default_headers, log_access, start_task
+from server.protocols.common import ConnectionTimer, default_headers, log_access
 from server.protocols.common import server_line as _server_line
 from server.protocols.flow import FlowControl
 from server.protocols.h2 import alpn_is_h2, take_over
@@ -325,7 +325,8 @@ class HttpProtocol(asyncio.Protocol):
                 self._request_error(exc)
                 return
             # Exact type tests, most frequent first: isinstance() on h11's event classes goes
-            # through ABC __instancecheck__ (timeit: 0.10 us per test versus 0.025 us).
+            # through ABC __instancecheck__, several times slower (benchmarks/micro/RESULTS.md,
+            # "HTTP (workload A shape)", item 4).
             kind = type(event)
             if type(event) is RequestHead:  # (spelled out so that mypy narrows it)
                 if not self._on_request(event):
@@ -390,7 +391,7 @@ class HttpProtocol(asyncio.Protocol):
             return False
         info = self.info
         assert info is not None
-        extensions: dict[str, Any] = {
+        extensions: dict[str, dict[str, Any]] = {
             "http.response.pathsend": {},
             "http.response.zerocopysend": {},
         }
@@ -411,7 +412,12 @@ class HttpProtocol(asyncio.Protocol):
         )
         cycle = RequestCycle(self, scope, head, response)
         self.cycle = cycle
-        cycle.task = start_task(self.loop, state, self._run_app(cycle))
+        # Tracked in state.tasks until _run_app's last step takes it out: cheaper than
+        # start_task's done callback (a context copy and one more loop callback per request).
+        # Only a task cancelled before its first step would stay, and the server cancels
+        # request tasks only when stopping (the close timeout comes long after that step).
+        task = cycle.task = self.loop.create_task(self._run_app(cycle))
+        state.tasks.add(task)
         return True
 
     def _respond_directly(
@@ -562,6 +568,8 @@ class HttpProtocol(asyncio.Protocol):
                 else:
                     logger.error("ASGI application returned without sending a response")
                 self._app_failed(cycle)
+        finally:
+            self.state.tasks.discard(cycle.task)
 
     def _app_failed(self, cycle: RequestCycle) -> None:
         if cycle.disconnected or cycle.response.complete or self.cycle is not cycle:

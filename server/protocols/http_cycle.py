@@ -12,12 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from server.protocols.common import PulledReceive
 from server.sansio.request import RequestHead
 from server.sansio.response import ASGIProtocolError, ResponseState
-from server.types import Message
+from server.types import (
+    HTTPReceiveEvent,
+    HTTPResponseBodyEvent,
+    HTTPResponsePathsendEvent,
+    HTTPResponseTrailersEvent,
+    HTTPResponseZerocopysendEvent,
+    HTTPScope,
+    SendEvent,
+)
 from server.writer import write_parts
 
 if TYPE_CHECKING:
@@ -26,7 +34,6 @@ if TYPE_CHECKING:
 # Chunk size for the read-and-write fallback of pathsend/zerocopysend (no sendfile).
 FILE_CHUNK: Final = 256 * 1024
 
-_DISCONNECT: Final = {"type": "http.disconnect"}
 _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
@@ -49,7 +56,7 @@ class RequestCycle(PulledReceive):
     )
 
     def __init__(
-        self, proto: HttpProtocol, scope: dict[str, Any], head: RequestHead, response: ResponseState
+        self, proto: HttpProtocol, scope: HTTPScope, head: RequestHead, response: ResponseState
     ) -> None:
         self.proto = proto
         self.scope = scope
@@ -61,15 +68,15 @@ class RequestCycle(PulledReceive):
         self._final_sent = False
         self.disconnected = False
         self.continue_pending = head.expect_continue
-        self.waiter: asyncio.Future[Message] | None = None
+        self.waiter: asyncio.Future[HTTPReceiveEvent] | None = None
         self.task: asyncio.Task[None] | None = None
 
     # --- receive -----------------------------------------------------------------------
-    def _take(self) -> Message | None:
+    def _take(self) -> HTTPReceiveEvent | None:
         """The next message for the app if one is ready (consuming it), else None."""
         if self.response.complete:
             # ASGI: http.disconnect once the response is sent (or the client went away).
-            return dict(_DISCONNECT)
+            return {"type": "http.disconnect"}
         if self.continue_pending:
             # RFC 9110 section 10.1.1: the client waits for 100 before sending the body; we only
             # send it once the app shows interest in the body.
@@ -90,7 +97,7 @@ class RequestCycle(PulledReceive):
                 self.proto.resume_body()
             return {"type": "http.request", "body": body, "more_body": more}
         if self.disconnected:
-            return dict(_DISCONNECT)
+            return {"type": "http.disconnect"}
         return None
 
     def feed(self, data: bytes | bytearray) -> None:
@@ -110,7 +117,7 @@ class RequestCycle(PulledReceive):
             self.wake()
 
     # --- send --------------------------------------------------------------------------
-    async def send(self, message: Message) -> None:
+    async def send(self, message: SendEvent) -> None:
         if self.disconnected:
             # ASGI: sends after the client went away are no-ops.  Still yield to the loop: an
             # app streaming in a tight loop would otherwise never let anything else run.
@@ -120,7 +127,10 @@ class RequestCycle(PulledReceive):
         response = self.response
         proto = self.proto
         if kind == "http.response.body":
-            parts = response.body(message.get("body", b""), message.get("more_body", False))
+            # Named for the type checker only (typing.cast would cost a call per message, and
+            # body messages are the hot path); the same below for zerocopysend.
+            body: HTTPResponseBodyEvent = message  # type: ignore[assignment]
+            parts = response.body(body.get("body", b""), body.get("more_body", False))
             if parts:
                 sent = write_parts(proto.transport, parts)
                 if proto.traffic is not None:
@@ -136,17 +146,19 @@ class RequestCycle(PulledReceive):
                 # so this connection ends with the response; say so (RFC 9110 section 10.1.1).
                 response.keep_alive = False
         elif kind == "http.response.trailers":
+            trailers = cast(HTTPResponseTrailersEvent, message)
             parts = response.send_trailers(
-                message.get("headers", ()), message.get("more_trailers", False)
+                trailers.get("headers", ()), trailers.get("more_trailers", False)
             )
             if parts:
                 proto.write_parts(parts)
             if response.complete:
                 proto.response_done(self)
         elif kind == "http.response.pathsend":
-            await self.send_file(message["path"])
+            await self.send_file(cast(HTTPResponsePathsendEvent, message)["path"])
         elif kind == "http.response.zerocopysend":
-            await self.send_zerocopy(message)
+            zerocopy: HTTPResponseZerocopysendEvent = message  # type: ignore[assignment]
+            await self.send_zerocopy(zerocopy)
         else:
             raise ASGIProtocolError(f"unexpected ASGI message type {kind!r} for http")
 
@@ -168,7 +180,7 @@ class RequestCycle(PulledReceive):
         if not self.disconnected:
             self.proto.response_done(self)
 
-    async def send_zerocopy(self, message: Message) -> None:
+    async def send_zerocopy(self, message: HTTPResponseZerocopysendEvent) -> None:
         """``http.response.zerocopysend`` (ASGI extension): body bytes from a file object."""
         response = self.response
         file = message["file"]

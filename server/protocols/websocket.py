@@ -51,10 +51,16 @@ from server.sansio.ws_frames import (
     WebSocketConnection,
 )
 from server.sansio.ws_handshake import HandshakeError, parse_handshake
-from server.sansio.ws_messages import DisconnectEvent, ReceivedEvent
 from server.sansio.ws_wire import Frame
 from server.state import ServerState
-from server.types import ASGIApp, Message, Receive, Scope
+from server.types import (
+    ASGIApp,
+    SendEvent,
+    WebSocketDisconnectEvent,
+    WebSocketReceiveEvent,
+    WebSocketResponseStartEvent,
+    WebSocketScope,
+)
 from server.writer import writelines
 
 logger = logging.getLogger("server.error")
@@ -84,10 +90,10 @@ class WebSocketReceive:
     def __init__(self, loop: asyncio.AbstractEventLoop, on_drain: Any) -> None:
         self._loop = loop
         self._on_drain = on_drain
-        self._pending: collections.deque[ReceivedEvent] = collections.deque()
+        self._pending: collections.deque[WebSocketReceiveEvent] = collections.deque()
         self._pending_bytes = 0
-        self._waiter: asyncio.Future[ReceivedEvent] | None = None
-        self._final: DisconnectEvent | None = None
+        self._waiter: asyncio.Future[WebSocketReceiveEvent] | None = None
+        self._final: WebSocketDisconnectEvent | None = None
 
     @property
     def backlogged(self) -> bool:
@@ -99,7 +105,7 @@ class WebSocketReceive:
     def pending(self) -> int:
         return len(self._pending)
 
-    def push(self, message: ReceivedEvent, size: int = 0) -> None:
+    def push(self, message: WebSocketReceiveEvent, size: int = 0) -> None:
         if message["type"] == "websocket.disconnect":
             self._final = message
         waiter = self._waiter
@@ -112,7 +118,7 @@ class WebSocketReceive:
         self._pending.append(message)
         self._pending_bytes += size
 
-    def _pop(self) -> ReceivedEvent:
+    def _pop(self) -> WebSocketReceiveEvent:
         message = self._pending.popleft()
         if message["type"] == "websocket.receive":
             data: str | bytes | None = message.get("text")
@@ -122,7 +128,7 @@ class WebSocketReceive:
         self._on_drain()
         return message
 
-    def arm(self, fut: asyncio.Future[ReceivedEvent]) -> None:
+    def arm(self, fut: asyncio.Future[WebSocketReceiveEvent]) -> None:
         if self._pending:
             if not fut.done():
                 fut.set_result(self._pop())
@@ -133,12 +139,12 @@ class WebSocketReceive:
             return
         self._waiter = fut
 
-    async def __call__(self) -> ReceivedEvent:
+    async def __call__(self) -> WebSocketReceiveEvent:
         if self._pending:
             return self._pop()
         if self._final is not None:
             return self._final
-        fut: asyncio.Future[ReceivedEvent] = self._loop.create_future()
+        fut: asyncio.Future[WebSocketReceiveEvent] = self._loop.create_future()
         self._waiter = fut
         return await fut
 
@@ -160,7 +166,8 @@ class WebSocketProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.flow: FlowControl | None = None
         self.conn: WebSocketConnection | None = None
-        self.scope: Scope = {}
+        # Empty until start_upgrade, which the HTTP protocol calls right after construction.
+        self.scope = cast(WebSocketScope, {})
         self.receive = WebSocketReceive(self.loop, self._on_drain)
         self.task: asyncio.Task[None] | None = None
         self._server_line = server_line(config)
@@ -182,7 +189,9 @@ class WebSocketProtocol(asyncio.Protocol):
         self._close_timeout = ping_timeout if ping_timeout is not None else DEFAULT_CLOSE_TIMEOUT
 
     # ----------------------------------------------------------------- hand-off from HTTP
-    def start_upgrade(self, transport: asyncio.Transport, scope: Scope, buffered: bytes) -> None:
+    def start_upgrade(
+        self, transport: asyncio.Transport, scope: WebSocketScope, buffered: bytes
+    ) -> None:
         self.transport = transport
         self.flow = FlowControl(transport)
         self.server_state.add_connection(self)
@@ -218,8 +227,7 @@ class WebSocketProtocol(asyncio.Protocol):
     # ----------------------------------------------------------------- application side
     async def _run_app(self) -> None:
         try:
-            # The app sees the plain ASGI callable types; the messages are ReceivedEvents.
-            await self.app(self.scope, cast(Receive, self.receive), self.send)
+            await self.app(self.scope, self.receive, self.send)
         except ClientDisconnected:
             pass  # ASGI 2.4: our own "connection closed" exception is not an app error
         except Exception:
@@ -254,7 +262,7 @@ class WebSocketProtocol(asyncio.Protocol):
             # Crash after accept → 1011 (RFC 6455 §7.4.1); a plain return → normal 1000.
             self._start_close(CLOSE_INTERNAL_ERROR if error else CLOSE_NORMAL, "")
 
-    async def send(self, message: Message) -> None:
+    async def send(self, message: SendEvent) -> None:
         flow = self.flow
         conn = self.conn
         assert flow is not None and conn is not None
@@ -276,7 +284,9 @@ class WebSocketProtocol(asyncio.Protocol):
             return  # the common case: a data frame on an open connection
         if before is State.CONNECTING and (self._access.enabled or self._rec is not None):
             status = 101 if after is State.OPEN else 403
-            self._log(message.get("status", status) if after is State.DENYING else status)
+            if after is State.DENYING:
+                status = cast(WebSocketResponseStartEvent, message).get("status", status)
+            self._log(status)
         if after is State.OPEN:
             self._on_accepted()
         elif after is State.CLOSING:

@@ -23,7 +23,8 @@ in values, CONNECT/authority-form) are enforced on the h11 path by ``check_h11_h
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Final
+from itertools import repeat as _repeat
+from typing import TYPE_CHECKING, Any, Final
 
 from server.sansio.limits import Limits
 
@@ -86,25 +87,6 @@ class RequestHead:
         self.http_version = http_version
         _scan_fields(self, headers)
 
-    def copy(self, headers: tuple[tuple[bytes, bytes], ...] | None = None) -> RequestHead:
-        """An equal head with its own header list (the list becomes ``scope["headers"]``,
-        which the application may change); ``headers``: the fields to list instead."""
-        new = _new_head(RequestHead)
-        new.method = self.method
-        new.target = self.target
-        new.http_version = self.http_version
-        new.headers = list(self.headers if headers is None else headers)
-        new.host = self.host
-        new.content_length = self.content_length
-        new.chunked = self.chunked
-        new.has_body = self.has_body
-        new.keep_alive = self.keep_alive
-        new.expect_continue = self.expect_continue
-        new.upgrade = self.upgrade
-        new.websocket = self.websocket
-        new.te_trailers = self.te_trailers
-        return new
-
 
 _new_head = object.__new__
 
@@ -121,8 +103,21 @@ _INTERESTING: Final = frozenset(
 )
 
 
-def _tokens(value: bytes) -> list[bytes]:
-    return [t.strip() for t in value.lower().split(b",")]
+def _tokens(value: bytes) -> tuple[bytes, ...]:
+    """The lowercased elements of a list-valued field (Connection, TE, Upgrade: RFC 9110
+    section 5.6.1).  A client sends the same few values again and again ("keep-alive"), so
+    short ones are remembered (bounded, emptied when full)."""
+    tokens = _TOKENS.get(value)
+    if tokens is None:
+        tokens = tuple([t.strip() for t in value.lower().split(b",")])
+        if len(value) <= 64:
+            if len(_TOKENS) >= 256:
+                _TOKENS.clear()
+            _TOKENS[value] = tokens
+    return tokens
+
+
+_TOKENS: dict[bytes, tuple[bytes, ...]] = {}
 
 
 def _scan_fields(head: RequestHead, headers: list[tuple[bytes, bytes]]) -> bool:
@@ -194,16 +189,22 @@ def _scan_fields(head: RequestHead, headers: list[tuple[bytes, bytes]]) -> bool:
 _REQUEST_LINE: Final = re.compile(
     rb"([-!#$%&'*+.^_`|~0-9A-Za-z]+) (/[\x21-\x7e]*) HTTP/(1\.[01])\r\n"
 )
+# HTTP-version (RFC 9112 section 2.3) to the scope's http_version bytes.
+_VERSIONS: Final = {b"HTTP/1.1": b"1.1", b"HTTP/1.0": b"1.0"}
+# Methods known to be tokens (RFC 9110 section 9.1); any other goes through _REQUEST_LINE.
+_METHODS: Final = frozenset(
+    (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"PATCH", b"OPTIONS", b"TRACE")
+)
+# Visible ASCII (what an origin-form target consists of) to itself, every other byte to
+# another one: str.translate gives back the very object when nothing changed.
+_VCHAR_SAME: Final = bytes(c if 0x21 <= c <= 0x7E else (c + 1) % 256 for c in range(256))
 # tchar (RFC 9110 section 5.6.2): what a field name consists of.
 _NAME_BYTES: Final = (
     b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 )
-# A field line holds VCHAR, obs-text, SP and HTAB (RFC 9110 section 5.5); deleting those and
-# mapping every other control character to NUL leaves only the CRLFs between the lines.
+# A field value holds VCHAR, obs-text, SP and HTAB (RFC 9110 section 5.5): deleting those
+# leaves nothing of a valid one.
 _FIELD_BYTES: Final = b"\t" + bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100))
-_CTL_TO_NUL: Final = bytes(c if c in (10, 13) or c >= 0x20 else 0 for c in range(256))
-# Every control character (HTAB, CR and LF included) and DEL to NUL, the rest unchanged.
-_UNUSUAL_TO_NUL: Final = bytes(c if 0x20 <= c != 0x7F else 0 for c in range(256))
 # Host = uri-host [ ":" port ] (RFC 9110 section 7.2, RFC 3986 section 3.2.2): an IP-literal in
 # brackets (with an RFC 6874 zone id) or a reg-name (unreserved / pct-encoded / sub-delims; an
 # IPv4 address is one too).
@@ -212,67 +213,178 @@ _HOST_RE: Final = re.compile(rb"(?:\[[0-9A-Za-z:.%]+\]|[A-Za-z0-9\-._~!$&'()*+,;
 _GOOD_HOSTS: set[bytes] = set()
 _GOOD_HOSTS_MAX: Final = 64
 
-_zip = zip
-
 
 def parse_head(data: bytes, limits: Limits) -> RequestHead | None:
     """``data``: one whole head, request-line to the blank line (CRLF CRLF) included.
 
     The ``RequestHead`` for a head in the strict subset (see the module docstring), ``None``
     for any other (the caller hands it to h11).  The caller still runs ``check_head`` on it.
-    The work is a fixed number of bytes operations over the whole block (each one C loop)
-    plus one tuple per field: a regular expression over the block would cost several
-    instructions per byte inside sre, a Python step per field line several hundred
-    (benchmarks/micro/RESULTS.md).
+
+    Field lines are looked up whole in ``_LINES`` first: a client repeats most of its lines
+    byte for byte on every request (User-Agent, Accept-*, the sec-ch-* hints), and whatever
+    a line is worth is a pure function of its bytes, so a line validated once is not split and
+    checked again.  A line not found is checked on its own (``_field_line``): a few bytes
+    operations, each one C loop.  The lines whose names the server acts on (Host,
+    Connection, ...) are kept apart (``_SPECIAL``) and fed to ``_scan_fields`` in order.
     """
-    line = _REQUEST_LINE.match(data)
-    if line is None:
-        return None
-    start = line.end()
+    # request-line = method SP request-target SP HTTP-version CRLF (RFC 9112 section 3), with
+    # an origin-form target (section 3.2.1).  Split at its spaces rather than matched by
+    # _REQUEST_LINE: about half the instructions for the usual methods.
+    start = data.find(b"\r\n") + 2
     if start > limits.line:
+        return None
+    parts = data[: start - 2].split(b" ")
+    if len(parts) != 3:
+        return None
+    method, target, version = parts
+    http_version = _VERSIONS.get(version)
+    if (
+        http_version is None
+        or target[:1] != b"/"
+        or target.translate(_VCHAR_SAME) is not target
+        or (method not in _METHODS and _REQUEST_LINE.match(data) is None)
+    ):
         return None
     block = data[start:-4]  # the field lines, without the CRLF that ends the last one
     if len(block) > limits.size:
         return None
+    # A bare CR or LF stays inside a line here and fails that line's check.
     lines = block.split(b"\r\n")
     count = len(lines)
     if count > limits.headers:
         return None
-    # The usual shape, checked with a few C loops: no control character (a tab included,
-    # and CR or LF outside the CRLFs between lines), no space at the end of a line, and each
-    # line split at its first ": " with no space after it.
-    usual = 0 not in b"".join(lines).translate(_UNUSUAL_TO_NUL) and not (
-        b" \r" in block or block[-1:] == b" "
-    )
-    if usual:
-        names, colons, values = _zip(*[field.partition(b": ") for field in lines])
-        usual = b"" not in colons and min(values)[:1] != b" "
-    if not usual:
-        # No CR or LF outside the CRLF pairs (RFC 9112 section 2.2 allows a server to accept
-        # a bare LF; h11 does, so it decides), no control character (RFC 9110 section 5.5).
-        if block.translate(_CTL_TO_NUL, _FIELD_BYTES) != b"\r\n" * (count - 1):
-            return None
-        names, colons, values = _zip(*[field.partition(b":") for field in lines])
-        if b"" in colons:
-            return None
-        values = tuple(value.strip(b" \t") for value in values)
-    if b"" in names:
-        return None
-    joined = b":".join(names)
-    # Every name a token: deleting all tchars leaves only the joining colons.  A line that
-    # starts with SP/HTAB (obs-fold) or has whitespace before its colon fails here.
-    if len(joined.translate(None, _NAME_BYTES)) != count - 1:
-        return None
-    lowered = joined.lower().split(b":")
-    if b"_" in joined:
-        headers = [(n, v) for n, v in _zip(lowered, values) if b"_" not in n]
-    else:
-        headers = list(_zip(lowered, values))
+    # (name, value) per line; _MISS where the line is not in _LINES (filled in below).
+    fields: list[Any] = list(map(_lines_get, lines, _repeat(_MISS)))
+    specials: list[tuple[bytes, bytes]] = []
+    misses = fields.count(_MISS)
+    if misses:
+        dropped = False
+        i = -1
+        for _ in range(misses):
+            i = fields.index(_MISS, i + 1)
+            raw = lines[i]
+            field = _specials_get(raw)
+            if field is None:
+                field = _field_line(raw)
+                if field is None:
+                    return None
+                name = field[0]
+                if name in _INTERESTING:
+                    if len(_SPECIAL) >= _SPECIAL_MAX:
+                        _SPECIAL.clear()
+                    _SPECIAL[raw] = field
+                elif _UNDERSCORE in name:
+                    # CVE-2015-0219: see head_from_h11; no framing field has a "_".
+                    fields[i] = _DROPPED
+                    dropped = True
+                    continue
+                else:
+                    if len(raw) <= _LINE_MAX:
+                        if len(_LINES) >= _LINES_MAX:
+                            _LINES.clear()
+                        _LINES[raw] = field
+                    fields[i] = field
+                    continue
+            fields[i] = field
+            specials.append(field)
+        if dropped:
+            fields = [field for field in fields if field is not _DROPPED]
     head = _new_head(RequestHead)
-    head.method, head.target, head.http_version = line.groups()
-    if not _scan_fields(head, headers):
-        return None
+    head.method = method
+    head.target = target
+    head.http_version = http_version
+    # What the special fields say depends on them, the method and the version only: the facts
+    # of a combination seen before are copied rather than worked out again.
+    key = (method, http_version, *specials)
+    facts = _FACTS.get(key)
+    if facts is None:
+        if not _scan_fields(head, specials):
+            return None
+        if len(_FACTS) >= _FACTS_MAX:
+            _FACTS.clear()
+        _FACTS[key] = _facts_of(head)
+    else:
+        (
+            head.host,
+            head.content_length,
+            head.chunked,
+            head.has_body,
+            head.keep_alive,
+            head.expect_continue,
+            head.upgrade,
+            head.websocket,
+            head.te_trailers,
+        ) = facts
+    head.headers = fields
     return head
+
+
+def _facts_of(head: RequestHead) -> _Facts:
+    return (
+        head.host,
+        head.content_length,
+        head.chunked,
+        head.has_body,
+        head.keep_alive,
+        head.expect_continue,
+        head.upgrade,
+        head.websocket,
+        head.te_trailers,
+    )
+
+
+_Facts = tuple[bytes | None, int | None, bool, bool, bool, bool, bytes | None, bool, bool]
+# Facts of the special fields by (method, version, *special fields): bounded, emptied when full.
+_FACTS: dict[tuple[object, ...], _Facts] = {}
+_FACTS_MAX: Final = 256
+
+
+def _field_line(raw: bytes) -> tuple[bytes, bytes] | None:
+    """``(lowercased name, value)`` of one field line in the strict subset, else None.
+
+    ``token ":" OWS value OWS`` (RFC 9112 section 5): a line starting with SP/HTAB (obs-fold)
+    or with whitespace before its colon has a name that is not a token; the value may hold
+    VCHAR, obs-text, SP and HTAB only (RFC 9110 section 5.5), so a bare CR or LF, NUL or any
+    other control character sends the head to h11.
+    """
+    name, colon, rest = raw.partition(b":")
+    if not colon or not name:
+        return None
+    name = name.translate(_NAME_LOWER)  # a byte outside tchar becomes NUL
+    if 0 in name:
+        return None
+    value = rest.strip(b" \t")
+    # Unchanged (the very object back) when every byte maps to itself, i.e. is valid.
+    if value.translate(_VALUE_SAME) is not value:
+        return None
+    return name, value
+
+
+# Field lines already found valid (see parse_head), bounded: emptied when full, so a client
+# sending ever new lines costs the checks it would cost anyway and memory stays capped
+# (_LINES_MAX lines of at most _LINE_MAX bytes; longer lines, usually cookies, are not kept).
+_LINES: dict[bytes, tuple[bytes, bytes]] = {}
+_LINES_MAX: Final = 2048
+_LINE_MAX: Final = 256
+_SPECIAL: dict[bytes, tuple[bytes, bytes]] = {}
+_SPECIAL_MAX: Final = 256
+_lines_get = _LINES.get
+_specials_get = _SPECIAL.get
+_DROPPED: Final = (b"", b"")
+# Membership tests on bytes take an int: ``b"_" in name`` first tries the needle as an int,
+# and raising and clearing that TypeError costs six times the search itself (CPython 3.11,
+# benchmarks/micro/RESULTS.md).
+_UNDERSCORE: Final = 0x5F
+# What dict.get gives for a line not in _LINES: an empty tuple, because list.count/index
+# compare it with the (name, value) pairs by length at once (None would go through the slow
+# path of a comparison between different types).
+_MISS: Final = ()
+# tchar (see _NAME_BYTES) to itself lowercased, every other byte to NUL: one C loop per name.
+_NAME_LOWER: Final = bytes(
+    (c | 0x20 if 0x41 <= c <= 0x5A else c) if c in _NAME_BYTES else 0 for c in range(256)
+)
+# A field value's valid bytes (see _FIELD_BYTES) to themselves, the others to something else.
+_VALUE_SAME: Final = bytes(c if c in _FIELD_BYTES else (c + 1) % 256 for c in range(256))
 
 
 # --- checks on both paths -------------------------------------------------------------------

@@ -31,7 +31,8 @@ def _bad_field(name: bytes, value: bytes) -> bool:
     # section 5.5: CR, LF and NUL are never allowed in a value (response splitting).
     if not name or name.translate(None, _TCHARS):
         return True
-    return b"\r" in value or b"\n" in value or b"\0" in value
+    # (ints, not b"\r": a bytes needle first fails as an int, a raised and cleared TypeError)
+    return 13 in value or 10 in value or 0 in value
 
 
 # Validated response header lines, by (name, value) pair.  Applications answer with the same
@@ -154,7 +155,7 @@ class ResponseState:
                         raise ASGIProtocolError("http.response.start: negative content-length")
                     if exact and type(pair) is tuple:
                         _remember_field(pair, b"", _LENGTH_FIELD)
-                elif lname == b"connection" and b"close" in value.lower():
+                elif lname == b"connection" and value.lower().find(b"close") >= 0:
                     self.keep_alive = False
                 # framing headers are ours to decide (RFC 9112 section 6); dropped here
                 continue

@@ -15,8 +15,9 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from server.sansio.request import RequestHead
+from server.types import ASGIVersions, HTTPScope, WebSocketScope
 
-ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
+ASGI_VERSION: ASGIVersions = {"version": "3.0", "spec_version": "2.4"}
 _HTTP_VERSIONS = {b"1.1": "1.1", b"1.0": "1.0"}
 _METHODS: dict[bytes, str] = {
     m: m.decode("ascii")
@@ -267,7 +268,9 @@ def parse_forwarded(value: str) -> list[dict[str, str]]:
 
 def _base_scope(
     head: RequestHead, info: ConnectionInfo, lifespan_state: dict[str, Any] | None
-) -> dict[str, Any]:
+) -> Any:
+    # The keys both scope types share; the caller adds the rest.  (Typed Any: a TypedDict
+    # cannot be built in two steps, and one step per type would write these keys twice.)
     raw_path, query_string = split_target(head.target)
     path = decode_path(raw_path)
     root_path = info.root_path
@@ -291,7 +294,10 @@ def _base_scope(
 
 
 def _apply_proxy(
-    scope: dict[str, Any], head: RequestHead, info: ConnectionInfo, trusted: TrustedProxies
+    scope: HTTPScope | WebSocketScope,
+    head: RequestHead,
+    info: ConnectionInfo,
+    trusted: TrustedProxies,
 ) -> str | None:
     client, scheme = proxy_client_and_scheme(head.headers, info.client, trusted)
     scope["client"] = client
@@ -303,23 +309,41 @@ def http_scope(
     info: ConnectionInfo,
     *,
     lifespan_state: dict[str, Any] | None = None,
-    extensions: dict[str, Any] | None = None,
+    extensions: dict[str, dict[str, Any]] | None = None,
     forwarded_allow_ips: tuple[str, ...] = ("127.0.0.1", "::1"),
-) -> dict[str, Any]:
-    scope = _base_scope(head, info, lifespan_state)
-    scope["type"] = "http"
+) -> HTTPScope:
+    # The keys of _base_scope and the http ones in one literal: built once per request, so
+    # no insertions after it (the dict would be resized on the way).
+    raw_path, query_string = split_target(head.target)
+    path = decode_path(raw_path)
+    root_path = info.root_path
+    if root_path:
+        path = root_path + path  # as in _base_scope
+        raw_path = info.root_raw + raw_path
     method = head.method
-    scope["method"] = _METHODS.get(method) or method.decode("ascii")
-    scheme = "https" if info.secure else "http"
+    scope: HTTPScope = {
+        "type": "http",
+        "asgi": ASGI_VERSION,
+        "http_version": _HTTP_VERSIONS.get(head.http_version) or head.http_version.decode(),
+        "method": _METHODS.get(method) or method.decode("ascii"),
+        "scheme": "https" if info.secure else "http",
+        "path": path,
+        "raw_path": raw_path,
+        "query_string": query_string,
+        "root_path": root_path,
+        "headers": head.headers,
+        "client": info.client,
+        "server": info.server,
+        "state": dict(lifespan_state) if lifespan_state is not None else {},
+    }
+    if extensions is not None:
+        scope["extensions"] = extensions
     if info.proxy_trusted:
         proto = _apply_proxy(scope, head, info, trusted_proxies(forwarded_allow_ips))
         if proto in ("http", "https"):
-            scheme = proto
+            scope["scheme"] = proto
         elif proto in ("ws", "wss"):
-            scheme = "https" if proto == "wss" else "http"
-    scope["scheme"] = scheme
-    if extensions is not None:
-        scope["extensions"] = extensions
+            scope["scheme"] = "https" if proto == "wss" else "http"
     return scope
 
 
@@ -329,10 +353,10 @@ def websocket_scope(
     *,
     lifespan_state: dict[str, Any] | None = None,
     forwarded_allow_ips: tuple[str, ...] = ("127.0.0.1", "::1"),
-) -> dict[str, Any]:
+) -> WebSocketScope:
     """The websocket scope for the upgrade hand-off (``subprotocols``/``extensions`` are filled
     in by the WebSocket protocol, which validates the handshake)."""
-    scope = _base_scope(head, info, lifespan_state)
+    scope: WebSocketScope = _base_scope(head, info, lifespan_state)
     scope["type"] = "websocket"
     scheme = "wss" if info.secure else "ws"
     if info.proxy_trusted:

@@ -20,7 +20,7 @@ from typing import Any
 
 from server.sansio.response import ASGIProtocolError, ResponseState
 from server.sansio.ws_errors import ASGIWebSocketError
-from server.sansio.ws_messages import ResponseBodyEvent, ResponseStartEvent
+from server.types import WebSocketResponseBodyEvent, WebSocketResponseStartEvent
 
 
 def refusal(
@@ -47,7 +47,7 @@ class DenialResponse:
 
     __slots__ = ("_response",)
 
-    def __init__(self, message: ResponseStartEvent, default_headers: bytes = b"") -> None:
+    def __init__(self, message: WebSocketResponseStartEvent, default_headers: bytes = b"") -> None:
         """``websocket.http.response.start``; raises :class:`ASGIWebSocketError` if invalid."""
         headers = _checked_pairs(message.get("headers"))
         response = ResponseState(keep_alive=False)
@@ -59,7 +59,7 @@ class DenialResponse:
             raise ASGIWebSocketError(detail or "invalid websocket.http.response.start") from None
         self._response = response
 
-    def body(self, message: ResponseBodyEvent) -> list[Any]:
+    def body(self, message: WebSocketResponseBodyEvent) -> list[Any]:
         """``websocket.http.response.body``: the parts for one write."""
         body = message.get("body", b"")
         if not isinstance(body, bytes | bytearray | memoryview):

@@ -39,7 +39,6 @@ from wsproto.frame_protocol import Frame as WireFrame
 from server.sansio.ws_denial import DenialResponse, refusal
 from server.sansio.ws_errors import ASGIWebSocketError, ClientDisconnected
 from server.sansio.ws_handshake import Handshake, accept_response, negotiate_deflate
-from server.sansio.ws_messages import AcceptEvent, ResponseBodyEvent, ResponseStartEvent
 from server.sansio.ws_wire import (
     MAX_CLOSE_REASON_BYTES,
     Frame,
@@ -47,6 +46,11 @@ from server.sansio.ws_wire import (
     close_payload_reason,
     encode_data_frame,
     not_utf8,
+)
+from server.types import (
+    WebSocketAcceptEvent,
+    WebSocketResponseBodyEvent,
+    WebSocketResponseStartEvent,
 )
 
 # Close codes used by the server itself (RFC 6455 §7.4.1).
@@ -180,7 +184,7 @@ class WebSocketConnection:
         self._denial: DenialResponse | None = None
 
     # ---------------------------------------------------------------- application -> wire
-    def accept(self, message: AcceptEvent, *, server: bytes = b"") -> bytes:
+    def accept(self, message: WebSocketAcceptEvent, *, server: bytes = b"") -> bytes:
         """``websocket.accept``: the 101 (RFC 6455 §4.2.2); frames flow from now on.
 
         ``server`` is the server's ``server: ...\\r\\n`` line (or ``b""``).
@@ -213,14 +217,16 @@ class WebSocketConnection:
         self.state = State.CLOSED
         return refusal(status, (), b"", default_headers)
 
-    def response_start(self, message: ResponseStartEvent, default_headers: bytes = b"") -> None:
+    def response_start(
+        self, message: WebSocketResponseStartEvent, default_headers: bytes = b""
+    ) -> None:
         """``websocket.http.response.start`` (denial extension); the head goes out with the
         first body chunk so each ASGI send is one write."""
         self._require(State.CONNECTING, "websocket.http.response.start")
         self._denial = DenialResponse(message, default_headers)
         self.state = State.DENYING
 
-    def response_body(self, message: ResponseBodyEvent) -> Frame:
+    def response_body(self, message: WebSocketResponseBodyEvent) -> Frame:
         """``websocket.http.response.body``: returns what to write; CLOSED after the last."""
         self._require(State.DENYING, "websocket.http.response.body")
         denial = self._denial
@@ -298,20 +304,20 @@ class WebSocketConnection:
         if payload is None:
             return b""
         self._owed_pong = None
-        wire = self._wire
-        if self.state is not State.OPEN or wire is None:
-            return b""
-        if self._wire_state is not WsprotoState.OPEN:
-            return b""
-        return bytes(wire.pong(payload))
+        wire = self._control_wire()
+        return b"" if wire is None else bytes(wire.pong(payload))
 
     def ping(self, payload: bytes = b"") -> bytes:
+        wire = self._control_wire()
+        return b"" if wire is None else bytes(wire.ping(payload))
+
+    def _control_wire(self) -> FrameProtocol | None:
+        """The frame layer while we answer or send Pings: the connection is open and no Close
+        was sent or received yet; None otherwise."""
         wire = self._wire
-        if self.state is not State.OPEN or wire is None:
-            return b""
-        if self._wire_state is not WsprotoState.OPEN:
-            return b""
-        return bytes(wire.ping(payload))
+        if self.state is not State.OPEN or self._wire_state is not WsprotoState.OPEN:
+            return None
+        return wire
 
     def app_message(
         self, message: Mapping[str, Any], *, server: bytes = b"", date: bytes = b""
@@ -319,7 +325,7 @@ class WebSocketConnection:
         """Apply one ASGI send message; returns what to write (maybe ``b""``).
 
         ``message`` comes from the application, so it is a plain mapping until its type and
-        fields are checked here (then it is one of :data:`ws_messages.SendEvent`).
+        fields are checked here (then it is one of :data:`server.types.WebSocketSendEvent`).
 
         ``server`` and ``date`` are the server's own header lines (``b"server: ...\\r\\n"``,
         ``b"date: ...\\r\\n"``, or ``b""`` to leave one out), used by the 101 (Server only)
@@ -349,7 +355,7 @@ class WebSocketConnection:
         if mtype == "websocket.accept":
             if self.state is State.CLOSED:
                 raise ClientDisconnected("WebSocket connection is closed")
-            return self.accept(cast(AcceptEvent, message), server=server)
+            return self.accept(cast(WebSocketAcceptEvent, message), server=server)
         if mtype == "websocket.close":
             code = message.get("code")
             code = CLOSE_NORMAL if code is None else code
@@ -375,12 +381,12 @@ class WebSocketConnection:
         if mtype == "websocket.http.response.start":
             if self.state is State.CLOSED:
                 raise ClientDisconnected("WebSocket connection is closed")
-            self.response_start(cast(ResponseStartEvent, message), date + server)
+            self.response_start(cast(WebSocketResponseStartEvent, message), date + server)
             return b""
         if mtype == "websocket.http.response.body":
             if self.state is State.CLOSED:
                 raise ClientDisconnected("WebSocket connection is closed")
-            return self.response_body(cast(ResponseBodyEvent, message))
+            return self.response_body(cast(WebSocketResponseBodyEvent, message))
         raise ASGIWebSocketError(f"unexpected ASGI message type {mtype!r} on a WebSocket")
 
     def _require(self, state: State, what: str) -> None:

@@ -24,7 +24,7 @@ from wsproto.extensions import PerMessageDeflate
 from server.sansio.response import _bad_field
 from server.sansio.ws_denial import refusal
 from server.sansio.ws_errors import ASGIWebSocketError
-from server.sansio.ws_messages import AcceptEvent
+from server.types import WebSocketAcceptEvent
 from server.writer import CRLF, status_line
 
 # RFC 6455 §1.3: the GUID appended to Sec-WebSocket-Key before hashing.
@@ -239,7 +239,7 @@ def _accept_headers(raw: Any) -> list[tuple[bytes, bytes]]:
 
 def accept_response(
     handshake: Handshake,
-    message: AcceptEvent,
+    message: WebSocketAcceptEvent,
     extension_header: str | None,
     server_line: bytes = b"",
 ) -> bytes:

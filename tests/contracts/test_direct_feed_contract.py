@@ -45,32 +45,40 @@ class Feed:
     cleanup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
+class _Connection:
+    """A server protocol on a fake transport whose app hands out its ``receive`` (``got``)
+    and then waits until ``close``."""
+
+    def __init__(self, protocol: Callable[..., Any]) -> None:
+        loop = asyncio.get_running_loop()
+        self.got: asyncio.Future[Any] = loop.create_future()
+        self.done = asyncio.Event()
+        config = Config(app=self.app, date_header=False, server_header=False)
+        self.state = ServerState()
+        self.proto = protocol(config, self.app, self.state, loop)
+        self.proto.connection_made(FakeTransport(self.proto))
+
+    async def app(self, scope: Any, receive: Any, send: Any) -> None:
+        self.got.set_result(receive)
+        await self.done.wait()
+
+    async def close(self) -> None:
+        self.done.set()
+        self.proto.connection_lost(None)
+        while self.state.tasks:
+            await asyncio.wait(list(self.state.tasks))
+
+
 async def _http_request_cycle() -> Feed:
-    loop = asyncio.get_running_loop()
-    got: asyncio.Future[Any] = loop.create_future()
-    done = asyncio.Event()
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        got.set_result(receive)
-        await done.wait()
-
-    config = Config(app=app, date_header=False, server_header=False)
-    state = ServerState()
-    proto = HttpProtocol(config, app, state, loop)
-    proto.connection_made(FakeTransport(proto))
+    conn = _Connection(HttpProtocol)
+    proto = conn.proto
     proto.data_received(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n")
-    receive = await asyncio.wait_for(got, WAIT)
+    receive = await asyncio.wait_for(conn.got, WAIT)
 
     async def produce(i: int) -> None:
         proto.data_received(str(i).encode() + b",")
 
-    async def close() -> None:
-        done.set()
-        proto.connection_lost(None)
-        while state.tasks:
-            await asyncio.wait(list(state.tasks))
-
-    return Feed(receive, produce, lambda m: m["body"].decode(), cleanup=[close])
+    return Feed(receive, produce, lambda m: m["body"].decode(), cleanup=[conn.close])
 
 
 async def _h2_stream() -> Feed:
@@ -80,18 +88,8 @@ async def _h2_stream() -> Feed:
 
     from server.protocols.h2 import H2Protocol
 
-    loop = asyncio.get_running_loop()
-    got: asyncio.Future[Any] = loop.create_future()
-    done = asyncio.Event()
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        got.set_result(receive)
-        await done.wait()
-
-    config = Config(app=app, date_header=False, server_header=False)
-    state = ServerState()
-    proto = H2Protocol(config, app, state, loop)
-    proto.connection_made(FakeTransport(proto))
+    conn = _Connection(H2Protocol)
+    proto = conn.proto
     client = h2.connection.H2Connection(
         h2.config.H2Configuration(client_side=True, header_encoding=None)
     )
@@ -99,19 +97,13 @@ async def _h2_stream() -> Feed:
     fields = [(b":method", b"POST"), (b":path", b"/"), (b":scheme", b"http"), (b":authority", b"t")]
     client.send_headers(1, fields)
     proto.data_received(client.data_to_send())
-    receive = await asyncio.wait_for(got, WAIT)
+    receive = await asyncio.wait_for(conn.got, WAIT)
 
     async def produce(i: int) -> None:
         client.send_data(1, str(i).encode() + b",")
         proto.data_received(client.data_to_send())
 
-    async def close() -> None:
-        done.set()
-        proto.connection_lost(None)
-        while state.tasks:
-            await asyncio.wait(list(state.tasks))
-
-    return Feed(receive, produce, lambda m: m["body"].decode(), cleanup=[close])
+    return Feed(receive, produce, lambda m: m["body"].decode(), cleanup=[conn.close])
 
 
 async def _websocket_receive() -> Feed:

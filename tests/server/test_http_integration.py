@@ -148,8 +148,9 @@ async def test_pipelining_order_raw() -> None:
 
 
 async def test_repeated_and_mixed_heads_over_a_real_socket() -> None:
-    """Identical heads (served from the parser's repeated-head cache), a head that only starts
-    like them, a body-carrying request and the same head again, pipelined and one by one."""
+    """Identical heads (their field lines served from the parser's line cache), a head that only
+    starts like them, a body-carrying request and the same head again, pipelined and one by
+    one."""
     get = b"GET /same?q=1 HTTP/1.1\r\nHost: t\r\nAccept: */*\r\n\r\n"
     longer = b"GET /same?q=1 HTTP/1.1\r\nHost: t\r\nAccept: */*\r\nX-More: 1\r\n\r\n"
     post = b"POST /same?q=1 HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nbody"

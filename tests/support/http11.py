@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from server.sansio.http11 import (
@@ -40,10 +41,21 @@ def head_record(head: RequestHead) -> tuple[Any, ...]:
     )
 
 
-def drive_cycles(chunks: list[bytes], *, eof: bool = False, reference: bool = False) -> list[Any]:
+def drive_cycles(
+    chunks: list[bytes],
+    *,
+    eof: bool = False,
+    reference: bool = False,
+    conn: HTTP11Connection | None = None,
+    record: Callable[[RequestHead], tuple[Any, ...]] = head_record,
+    stop_after_close: bool = True,
+) -> list[Any]:
     """Events over every cycle of a connection fed ``chunks`` (body data merged; an error ends
-    the run as ``("error", status)``)."""
-    conn = H11Only() if reference else HTTP11Connection()
+    the run as ``("error", status)``), each head as ``record`` gives it.  ``conn``: the
+    connection to feed (default: a new one, h11 only with ``reference``);
+    ``stop_after_close``: a head without keep-alive ends the run as ``("close-after",)``."""
+    if conn is None:
+        conn = H11Only() if reference else HTTP11Connection()
     out: list[Any] = []
 
     def pump() -> bool:
@@ -54,7 +66,7 @@ def drive_cycles(chunks: list[bytes], *, eof: bool = False, reference: bool = Fa
                 out.append(("error", exc.status))
                 return False
             if isinstance(event, RequestHead):
-                out.append(head_record(event))
+                out.append(record(event))
             elif isinstance(event, Data):
                 if out and out[-1][0] == "data":
                     out[-1] = ("data", out[-1][1] + bytes(event.data))
@@ -66,7 +78,7 @@ def drive_cycles(chunks: list[bytes], *, eof: bool = False, reference: bool = Fa
                 out.append(("closed",))
                 return False
             elif event is PAUSED:
-                if conn.head is not None and not conn.head.keep_alive:
+                if stop_after_close and conn.head is not None and not conn.head.keep_alive:
                     out.append(("close-after",))
                     return False
                 conn.start_next_cycle()

@@ -24,6 +24,38 @@ REDIS_BINARY = shutil.which("redis-server")
 READY_MARKER = "Ready to accept connections"
 
 
+def server_argv(port: int, directory: Path) -> list[str]:
+    """A foreground ``redis-server`` on 127.0.0.1:``port``, files in ``directory``, logging to
+    stdout (which :func:`launch` reads), no RDB snapshots; callers add the rest."""
+    assert REDIS_BINARY is not None
+    return [
+        REDIS_BINARY,
+        "--port", str(port),
+        "--bind", "127.0.0.1",
+        "--dir", str(directory),
+        "--logfile", "",
+        "--daemonize", "no",
+        "--save", "",
+    ]  # fmt: skip
+
+
+def launch(
+    argv: list[str], directory: Path, log: list[str], marker: str = READY_MARKER
+) -> tuple[subprocess.Popen[str], bool]:
+    """Start a ``redis-server`` and read its log into ``log`` until ``marker`` (an event, not a
+    sleep); the process, and whether the marker came (if not, the process has exited)."""
+    process = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=directory
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        log.append(line)
+        if marker in line:
+            return process, True
+    process.wait()
+    return process, False
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -70,16 +102,7 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def _argv(self) -> list[str]:
-        assert REDIS_BINARY is not None
-        argv = [
-            REDIS_BINARY,
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--dir", str(self.directory),
-            "--logfile", "",
-            "--daemonize", "no",
-            "--save", "",
-        ]  # fmt: skip
+        argv = server_argv(self.port, self.directory)
         if self.socket_path is not None:
             argv += ["--unixsocket", self.socket_path, "--unixsocketperm", "700"]
         if self.tls_port is not None:
@@ -98,20 +121,10 @@ class RedisServer:
 
     def start(self) -> None:
         for _attempt in range(3):
-            self.process = subprocess.Popen(
-                self._argv(),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                cwd=self.directory,
-            )
-            assert self.process.stdout is not None
             # Block on the server's own log until it is ready (or dies, e.g. port taken).
-            for line in self.process.stdout:
-                self.log.append(line)
-                if READY_MARKER in line:
-                    return
-            self.process.wait()
+            self.process, ready = launch(self._argv(), self.directory, self.log)
+            if ready:
+                return
             if any("Address already in use" in line for line in self.log):
                 self.port = _free_port()
                 continue
@@ -168,18 +181,15 @@ class RedisSentinel:
             f"sentinel monitor {service} 127.0.0.1 {master.port} 1\n"
         )
         self.log: list[str] = []
-        self.process = subprocess.Popen(
+        # Started once it monitors the master (an event).
+        self.process, ready = launch(
             [REDIS_BINARY, str(config), "--sentinel"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            cwd=directory,
+            directory,
+            self.log,
+            marker=f"+monitor master {service}",
         )
-        assert self.process.stdout is not None
-        for line in self.process.stdout:  # wait until it monitors the master (an event)
-            self.log.append(line)
-            if f"+monitor master {service}" in line:
-                return
+        if ready:
+            return
         raise RuntimeError("redis sentinel failed to start:\n" + "".join(self.log[-20:]))
 
     def stop(self) -> None:

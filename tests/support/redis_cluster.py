@@ -29,9 +29,9 @@ from pathlib import Path
 
 import pytest
 
-REDIS_BINARY = shutil.which("redis-server")
+from tests.support.redis import REDIS_BINARY, launch, server_argv
+
 REDIS_CLI = shutil.which("redis-cli")
-READY_MARKER = "Ready to accept connections"
 # Bounds on waiting for the cluster to converge; polling a local command, never a fixed sleep.
 CONVERGE_TIMEOUT = 30.0
 POLL_INTERVAL = 0.05
@@ -79,35 +79,18 @@ class ClusterNode:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        assert REDIS_BINARY is not None
         argv = [
-            REDIS_BINARY,
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--dir", str(self.directory),
+            *server_argv(self.port, self.directory),
             "--cluster-enabled", "yes",
             "--cluster-config-file", "nodes.conf",
             "--cluster-node-timeout", "1000",
-            "--logfile", "",
-            "--daemonize", "no",
-            "--save", "",
             "--appendonly", "no",
         ]  # fmt: skip
-        self.process = subprocess.Popen(
-            argv,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            cwd=self.directory,
-        )
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.log.append(line)
-            if READY_MARKER in line:
-                # Keep draining the log so a chatty node never blocks on a full pipe.
-                self._drain()
-                return
-        self.process.wait()
+        self.process, ready = launch(argv, self.directory, self.log)
+        if ready:
+            # Keep draining the log so a chatty node never blocks on a full pipe.
+            self._drain()
+            return
         raise RuntimeError("cluster node failed to start:\n" + "".join(self.log[-20:]))
 
     def _drain(self) -> None:
@@ -236,9 +219,7 @@ class RedisCluster:
         while True:
             live = [n for n in self.nodes if n.alive()]
             infos = [n.cli("CLUSTER", "INFO") for n in live]
-            if all(
-                "cluster_state:ok" in i and "cluster_slots_ok:16384" in i for i in infos
-            ):
+            if all("cluster_state:ok" in i and "cluster_slots_ok:16384" in i for i in infos):
                 return
             if time.monotonic() > deadline:
                 raise TimeoutError("cluster did not converge:\n" + "\n".join(infos))

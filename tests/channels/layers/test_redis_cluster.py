@@ -8,7 +8,9 @@ a cluster has.  Failover tests take their own cluster (they change its topology)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -28,6 +30,28 @@ def cluster_hosts(cluster: RedisCluster) -> list[str]:
     """Every node as a startup node: a client that has not met the cluster yet must still
     find it when one of them is dead (as deployments should list several)."""
     return [f"redis+cluster://{host}:{port}" for host, port in cluster.startup_nodes]
+
+
+@contextlib.asynccontextmanager
+async def cluster_layers(
+    cls: type[Any],
+    cluster: RedisCluster,
+    count: int = 1,
+    command_timeout: float | None = None,
+    **options: Any,
+) -> AsyncIterator[list[Any]]:
+    """``count`` layers of ``cls`` on ``cluster`` (giving up on a command after
+    ``command_timeout`` when given), flushed and closed afterwards."""
+    layers = [cls(hosts=cluster_hosts(cluster), **options) for _ in range(count)]
+    if command_timeout is not None:
+        for layer in layers:
+            layer.command_timeout = command_timeout
+    try:
+        yield layers
+    finally:
+        for layer in layers:
+            await layer.flush()
+            await layer.close()
 
 
 # ---------------------------------------------------------------- settings (no server)
@@ -62,8 +86,7 @@ async def test_keys_carry_hash_tags_and_group_send_spans_every_primary(
 ) -> None:
     """Named members whose lists live on all three primaries all get a group message: the
     send script runs once per slot, never across slots (which the cluster would refuse)."""
-    layer = RedisChannelLayer(hosts=cluster_hosts(shared_redis_cluster), prefix="tags")
-    try:
+    async with cluster_layers(RedisChannelLayer, shared_redis_cluster, prefix="tags") as (layer,):
         assert layer._key("chat.x") == "tags:{chat.x}"
         assert slot_of(layer._key("chat.x")) == slot_of("chat.x")
         assert slot_of(layer._group_key("room")) == slot_of("room")
@@ -78,9 +101,6 @@ async def test_keys_carry_hash_tags_and_group_send_spans_every_primary(
         await layer.group_send("spread", {"type": "to.all"})
         for member in members:
             assert await layer.receive(member) == {"type": "to.all"}
-    finally:
-        await layer.flush()
-        await layer.close()
 
 
 @pytest.mark.redis
@@ -90,9 +110,9 @@ async def test_one_envelope_per_process_and_armed_hand_off(
     """Batching and the direct hand-off survive the cluster layout: a group of 20 local
     members in each of two processes costs one envelope per process list, and armed futures
     are resolved straight from the process's reader."""
-    hosts = cluster_hosts(shared_redis_cluster)
-    layers = [RedisChannelLayer(hosts=hosts, prefix="batch") for _ in range(2)]
-    try:
+    async with cluster_layers(
+        RedisChannelLayer, shared_redis_cluster, count=2, prefix="batch"
+    ) as layers:
         members = {layer: [await layer.new_channel() for _ in range(20)] for layer in layers}
         for layer, channels in members.items():
             for channel in channels:
@@ -110,10 +130,6 @@ async def test_one_envelope_per_process_and_armed_hand_off(
                 futures.append(fut)
         async with asyncio.timeout(10):
             assert await asyncio.gather(*futures) == [{"type": "once"}] * 40
-    finally:
-        for layer in layers:
-            await layer.flush()
-            await layer.close()
 
 
 @pytest.mark.redis
@@ -122,18 +138,15 @@ async def test_concurrent_subscriptions_on_a_fresh_pubsub_layer(
 ) -> None:
     """Twenty consumers connecting at once: the first subscriptions to each primary race to
     open its subscriber connection; every one must be confirmed and hear its messages."""
-    layer = RedisPubSubChannelLayer(hosts=cluster_hosts(shared_redis_cluster), prefix="race")
-    layer.command_timeout = 5.0
-    try:
+    async with cluster_layers(
+        RedisPubSubChannelLayer, shared_redis_cluster, command_timeout=5.0, prefix="race"
+    ) as (layer,):
         channels = await asyncio.gather(*(layer.new_channel() for _ in range(20)))
         for i, channel in enumerate(channels):
             await layer.send(channel, {"i": i})
         for i, channel in enumerate(channels):
             assert await layer.receive(channel) == {"i": i}
         assert len(layer._cluster_subscriber().links) == 3
-    finally:
-        await layer.flush()
-        await layer.close()
 
 
 @pytest.mark.redis
@@ -142,8 +155,9 @@ async def test_group_left_and_joined_again_stays_subscribed(
 ) -> None:
     """The last member leaves (SUNSUBSCRIBE) and a new one joins at once (SSUBSCRIBE): the
     reply to our own unsubscribe must not be taken for the node dropping the channel."""
-    layer = RedisPubSubChannelLayer(hosts=cluster_hosts(shared_redis_cluster), prefix="again")
-    try:
+    async with cluster_layers(RedisPubSubChannelLayer, shared_redis_cluster, prefix="again") as (
+        layer,
+    ):
         for round_ in range(5):
             first, second = await layer.new_channel(), await layer.new_channel()
             await layer.group_add("again", first)
@@ -154,21 +168,25 @@ async def test_group_left_and_joined_again_stays_subscribed(
                 assert await layer.receive(second) == {"n": round_}
             await layer.group_discard("again", second)
         assert layer.topology.events == 0  # nothing was mistaken for a topology change
-    finally:
-        await layer.flush()
-        await layer.close()
 
 
 # ---------------------------------------------------------------- failover
-async def _list_layer_survives(
-    cluster: RedisCluster, kill: bool, caplog: pytest.LogCaptureFixture
+# Each failover test runs twice: a coordinated failover, then a killed primary.
+FAILOVERS = pytest.mark.parametrize("kill", [False, True], ids=["failover", "killed-primary"])
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+@FAILOVERS
+async def test_list_layer_rides_out_a_failover(
+    redis_cluster: RedisCluster, kill: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
+    cluster = redis_cluster
     caplog.set_level(logging.WARNING, logger="channels.layers")
-    layer = RedisChannelLayer(hosts=cluster_hosts(cluster))
-    layer.command_timeout = 8.0
-    sender = RedisChannelLayer(hosts=cluster_hosts(cluster))
-    sender.command_timeout = 8.0
-    try:
+    async with (
+        cluster_layers(RedisChannelLayer, cluster, command_timeout=8.0) as (layer,),
+        cluster_layers(RedisChannelLayer, cluster, command_timeout=8.0) as (sender,),
+    ):
         local = await layer.new_channel()
         named = "failover.named"
         await sender.send(local, {"n": -1})
@@ -227,38 +245,23 @@ async def _list_layer_survives(
         lost_logs = len([m for m in messages if LOST in m])
         assert lost_logs == 1 if kill else lost_logs <= 1, messages
         assert len([m for m in messages if BACK in m]) == lost_logs, messages
-    finally:
-        for made in (layer, sender):
-            await made.flush()
-            await made.close()
 
 
 @pytest.mark.redis
 @pytest.mark.slow
-async def test_list_layer_rides_out_a_coordinated_failover(
-    redis_cluster: RedisCluster, caplog: pytest.LogCaptureFixture
+@FAILOVERS
+async def test_pubsub_layer_rides_out_a_failover(
+    redis_cluster: RedisCluster, kill: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
-    await _list_layer_survives(redis_cluster, kill=False, caplog=caplog)
-
-
-@pytest.mark.redis
-@pytest.mark.slow
-async def test_list_layer_rides_out_a_killed_primary(
-    redis_cluster: RedisCluster, caplog: pytest.LogCaptureFixture
-) -> None:
-    await _list_layer_survives(redis_cluster, kill=True, caplog=caplog)
-
-
-async def _pubsub_layer_survives(
-    cluster: RedisCluster, kill: bool, caplog: pytest.LogCaptureFixture
-) -> None:
+    cluster = redis_cluster
     caplog.set_level(logging.WARNING, logger="channels.layers")
     options: dict[str, Any] = {"on_reconnect": "layer.reconnect"}
-    layer = RedisPubSubChannelLayer(hosts=cluster_hosts(cluster), **options)
-    layer.command_timeout = 8.0
-    sender = RedisPubSubChannelLayer(hosts=cluster_hosts(cluster))
-    sender.command_timeout = 8.0
-    try:
+    async with (
+        cluster_layers(RedisPubSubChannelLayer, cluster, command_timeout=8.0, **options) as (
+            layer,
+        ),
+        cluster_layers(RedisPubSubChannelLayer, cluster, command_timeout=8.0) as (sender,),
+    ):
         channel = await layer.new_channel()
         await layer.group_add("survivors", channel)
         await sender.group_send("survivors", {"type": "before"})
@@ -292,23 +295,3 @@ async def _pubsub_layer_survives(
         if kill:  # a demoted node ends subscriptions politely: nothing failed, nothing logged
             assert len([m for m in messages if LOST in m]) == 1, messages
             assert len([m for m in messages if BACK in m]) == 1, messages
-    finally:
-        for made in (layer, sender):
-            await made.flush()
-            await made.close()
-
-
-@pytest.mark.redis
-@pytest.mark.slow
-async def test_pubsub_layer_rides_out_a_coordinated_failover(
-    redis_cluster: RedisCluster, caplog: pytest.LogCaptureFixture
-) -> None:
-    await _pubsub_layer_survives(redis_cluster, kill=False, caplog=caplog)
-
-
-@pytest.mark.redis
-@pytest.mark.slow
-async def test_pubsub_layer_rides_out_a_killed_primary(
-    redis_cluster: RedisCluster, caplog: pytest.LogCaptureFixture
-) -> None:
-    await _pubsub_layer_survives(redis_cluster, kill=True, caplog=caplog)

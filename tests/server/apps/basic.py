@@ -9,6 +9,7 @@ connection to another worker.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 from typing import Any
 
@@ -62,6 +63,8 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     path = scope["path"]
     if path == "/pid":
         await _text(send, str(os.getpid()))
+    elif path == "/gc":
+        await _text(send, repr(gc.get_threshold()))
     elif path == "/state":
         await _text(send, str(scope.get("state", {}).get("greeting")))
     elif path == "/wait":

@@ -4,6 +4,7 @@ timers, the receive contract and error handling (no sockets involved)."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -51,6 +52,26 @@ async def until(predicate: Callable[[], bool]) -> None:
 async def hello(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "http.response.start", "status": 200, "headers": [(b"x", b"1")]})
     await send({"type": "http.response.body", "body": b"hi"})
+
+
+def gated_hello(gate: asyncio.Event) -> App:
+    """``hello``, once ``gate`` is set."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await gate.wait()
+        await hello(scope, receive, send)
+
+    return app
+
+
+def recording_hello(scopes: list[Any]) -> App:
+    """``hello``, keeping every scope in ``scopes``."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        scopes.append(scope)
+        await hello(scope, receive, send)
+
+    return app
 
 
 async def test_simple_response_exact_bytes_single_write() -> None:
@@ -457,11 +478,7 @@ async def test_shutdown_idle_closes_after_grace(monkeypatch: pytest.MonkeyPatch)
 
 async def test_shutdown_in_flight_finishes_response_then_closes() -> None:
     gate = asyncio.Event()
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        await gate.wait()
-        await hello(scope, receive, send)
-
+    app = gated_hello(gate)
     proto, t, state = make(app)
     proto.data_received(GET)
     await asyncio.sleep(0)
@@ -475,11 +492,7 @@ async def test_shutdown_in_flight_finishes_response_then_closes() -> None:
 
 async def test_limit_concurrency_503() -> None:
     gate = asyncio.Event()
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        await gate.wait()
-        await hello(scope, receive, send)
-
+    app = gated_hello(gate)
     config = Config(app=app, limit_concurrency=1, date_header=False, server_header=False)
     state = ServerState()
     loop = asyncio.get_running_loop()
@@ -522,11 +535,7 @@ async def test_health_check_path() -> None:
 
 async def test_scope_state_and_extensions() -> None:
     scopes: list[Any] = []
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        scopes.append(scope)
-        await hello(scope, receive, send)
-
+    app = recording_hello(scopes)
     proto, _t, state = make(app)
     state.lifespan_state["x"] = 1
     proto.data_received(GET + b"GET / HTTP/1.1\r\nHost: t\r\nTE: trailers\r\n\r\n")
@@ -581,11 +590,7 @@ async def test_access_log(caplog: pytest.LogCaptureFixture) -> None:
 
 async def test_upgrade_to_other_protocol_is_plain_http() -> None:
     scopes: list[Any] = []
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        scopes.append(scope)
-        await hello(scope, receive, send)
-
+    app = recording_hello(scopes)
     proto, t, state = make(app)
     proto.data_received(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
     await settle(state)
@@ -741,8 +746,9 @@ async def test_pipelined_backlog_pauses_reading() -> None:
 
 
 async def test_repeated_head_scopes_are_independent_and_complete() -> None:
-    """The parser reuses an identical head (see HTTP11Connection._try_repeat): every request
-    still gets its own scope and header list, and an app changing them affects nothing."""
+    """The parser reuses the (name, value) pairs of field lines it saw before (request.py's
+    line cache): every request still gets its own scope and header list, and an app changing
+    them affects nothing."""
     scopes: list[Any] = []
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
@@ -767,3 +773,28 @@ async def test_repeated_head_scopes_are_independent_and_complete() -> None:
         assert scope["headers"] == [(b"host", b"t"), (b"accept", b"*/*"), (b"x-mutated", b"1")]
     assert all(w.startswith(b"HTTP/1.1 200 OK\r\n") for w in t.writes)
     assert state.total_requests == 4 and not t.closed
+
+
+@pytest.mark.parametrize("outcome", ["response", "exception", "cancelled"])
+async def test_request_task_leaves_the_server_state_when_it_ends(outcome: str) -> None:
+    """The request task takes itself out of state.tasks (no done callback); whichever way the
+    app ends, nothing stays behind to count against --limit-concurrency."""
+    release = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if outcome == "exception":
+            raise RuntimeError("boom")
+        if outcome == "cancelled":
+            await release.wait()  # until the close timeout cancels it
+        await hello(scope, receive, send)
+
+    proto, _t, state = make(app, application_close_timeout=0.0)
+    proto.data_received(GET)
+    (task,) = state.tasks
+    if outcome == "cancelled":
+        coro = task.get_coro()
+        await until(lambda: inspect.getcoroutinestate(coro) == inspect.CORO_SUSPENDED)  # type: ignore[arg-type]
+        proto.connection_lost(None)
+    await asyncio.wait([task])
+    assert task.cancelled() == (outcome == "cancelled")
+    assert not state.tasks

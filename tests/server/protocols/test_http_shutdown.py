@@ -15,7 +15,14 @@ from typing import Any
 import pytest
 
 from server.protocols.http import SHUTDOWN_IDLE_GRACE
-from tests.server.protocols.test_http_protocol import GET, hello, make, settle, until_closed
+from tests.server.protocols.test_http_protocol import (
+    GET,
+    gated_hello,
+    hello,
+    make,
+    settle,
+    until_closed,
+)
 
 
 def responses(data: bytes) -> list[bytes]:
@@ -76,11 +83,7 @@ async def test_head_already_sent_keeps_its_promise(monkeypatch: pytest.MonkeyPat
 
 async def test_head_not_sent_yet_says_close_and_closes_after_response() -> None:
     gate = asyncio.Event()
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        await gate.wait()
-        await hello(scope, receive, send)
-
+    app = gated_hello(gate)
     proto, t, state = make(app)
     proto.data_received(GET)
     await asyncio.sleep(0)

@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 
 from server.sansio.http11 import (
     MAX_CHUNK_SIZE,
-    NEED_DATA,
     PAUSED,
     ASGIProtocolError,
     ConnectionClosed,
@@ -21,8 +20,20 @@ from server.sansio.http11 import (
     RequestHead,
     ResponseState,
 )
+from tests.support.http11 import drive_cycles
 
 Norm = tuple[Any, ...]
+
+
+def _head(event: RequestHead) -> Norm:
+    return (
+        "head",
+        event.method,
+        event.target,
+        event.http_version,
+        tuple(event.headers),
+        event.keep_alive,
+    )
 
 
 def drive(chunks: list[bytes], **limits: Any) -> list[Norm]:
@@ -31,50 +42,9 @@ def drive(chunks: list[bytes], **limits: Any) -> list[Norm]:
     Body data is merged (how it is chunked depends on the split, not on the stream), and an
     error ends the run as ("error", status).
     """
-    conn = HTTP11Connection(**limits)
-    out: list[Norm] = []
-
-    def add_data(data: bytes) -> None:
-        if out and out[-1][0] == "data":
-            out[-1] = ("data", out[-1][1] + data)
-        else:
-            out.append(("data", data))
-
-    def pump() -> bool:
-        while True:
-            try:
-                event = conn.next_event()
-            except RequestError as exc:
-                out.append(("error", exc.status))
-                return False
-            if isinstance(event, RequestHead):
-                out.append(
-                    (
-                        "head",
-                        event.method,
-                        event.target,
-                        event.http_version,
-                        tuple(event.headers),
-                        event.keep_alive,
-                    )
-                )
-            elif isinstance(event, Data):
-                add_data(bytes(event.data))
-            elif isinstance(event, EndOfMessage):
-                out.append(("end",))
-            elif isinstance(event, ConnectionClosed):
-                out.append(("closed",))
-                return False
-            elif event is PAUSED:
-                conn.start_next_cycle()
-            elif event is NEED_DATA:
-                return True
-
-    for chunk in chunks:
-        conn.receive_data(chunk)
-        if not pump():
-            return out
-    return out
+    return drive_cycles(
+        chunks, conn=HTTP11Connection(**limits), record=_head, stop_after_close=False
+    )
 
 
 GET = b"GET /a?x=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: t\r\n\r\n"
