@@ -34,7 +34,7 @@ def server_line(config: Config) -> bytes:
     if not config.server_header or not config.server_name:
         return extra
     value = config.server_name.encode("latin-1", "replace")
-    if b"\r" in value or b"\n" in value or b"\0" in value:
+    if 13 in value or 10 in value or 0 in value:
         return extra
     return b"server: " + value + b"\r\n" + extra
 

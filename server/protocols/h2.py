@@ -71,9 +71,7 @@ def take_over(old: Any, transport: asyncio.Transport, data: bytes) -> None:
     ``old`` has done nothing with the connection yet except ``connection_made``: it leaves the
     server state and its timers here, and the HTTP/2 protocol replays ``data`` (the bytes read
     so far, starting with the preface) after its own ``connection_made``."""
-    old.closed = True
-    old._timer.cancel()  # its request-head deadline (a ConnectionTimer)
-    old.state.remove_connection(old)
+    old.hand_off()  # out of the server state, its request-head deadline cancelled
     proto = H2Protocol(old.config, old.app, old.state, old.loop)
     transport.set_protocol(proto)
     proto.connection_made(transport)

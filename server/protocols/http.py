@@ -7,6 +7,12 @@ and it offers ``arm(fut)`` for the direct-feed contract (see ``RequestCycle.arm`
 holds the connection: parsing, the order of requests, keep-alive, lingering close, timers and
 graceful shutdown; the cycle holds one exchange's ``receive`` and ``send``.
 
+The connection's phase (idle, head, request, blocked, lingering, handed off, closed) is one
+``Phase`` (``server.protocols.http_phase``), changed only by ``_to``.  The module is longer than
+our usual ~600 lines on purpose: the parsing loop, keep-alive, lingering close, the one timer and
+graceful shutdown all act on that phase, and apart they would spread one phase's rules over
+several files.
+
 Requests on a connection are handled strictly one after another (RFC 9112 section 9.3.2:
 responses to pipelined requests go out in order); bytes of the next request wait in the parser
 until the current response is complete.
@@ -27,6 +33,18 @@ from server.protocols.common import server_line as _server_line
 from server.protocols.flow import FlowControl
 from server.protocols.h2 import alpn_is_h2, take_over
 from server.protocols.http_cycle import RequestCycle
+from server.protocols.http_phase import (
+    BLOCKED,
+    CLOSED,
+    ENDED,
+    HANDED_OFF,
+    HEAD,
+    IDLE,
+    LINGERING,
+    REQUEST,
+    TRANSITIONS,
+    Phase,
+)
 from server.sansio.http11 import (
     NEED_DATA,
     PAUSED,
@@ -129,16 +147,18 @@ class HttpProtocol(asyncio.Protocol):
         self.flow: FlowControl = None  # type: ignore[assignment]
         self.info: ConnectionInfo | None = None
         self.cycle: RequestCycle | None = None
-        self.body_paused = False
+        # The connection's phase (see Phase, TRANSITIONS); ``closed`` mirrors "ended" for the
+        # hot paths that only ask that.  The flags below are independent of the phase: the
+        # app is behind on the body (reading paused), a parsing loop runs further up the
+        # stack, the server is stopping, the first read may be an HTTP/2 preface.
+        self.phase = IDLE
         self.closed = False
+        self.body_paused = False
         self._processing = False
-        self._upgraded = False
-        self._lingering = False
-        self._cycle_waiting = False
         self._shutdown = False
-        self._head_bytes = False
         self._sniff_h2c = False
         self._timer = ConnectionTimer(self.loop)
+        self._timer_callback = self._on_timer  # bound once, not on every arm
         self._timer_kind = _NO_TIMER
         self._access = AccessLog(config.access_log)
         self._date = config.date_header
@@ -189,11 +209,11 @@ class HttpProtocol(asyncio.Protocol):
             self.traffic.bytes_in += len(data)
         self.parser.receive_data(data)
         self._process()
-        if self.cycle is None and not self.closed and self.parser.buffered:
+        if self.phase is IDLE and self.parser.buffered:
             # Part of a request head is waiting.  On an idle keep-alive connection the head
             # deadline applies from now on.  (Checked after parsing, so the usual case, a
             # whole head in one read, costs no timer work at all.)
-            self._head_bytes = True
+            self._to(HEAD)
             if self._timer_kind == _KEEP_ALIVE:
                 self._arm_timer(_REQUEST_HEAD, self.config.timeout_request_header)
 
@@ -205,7 +225,8 @@ class HttpProtocol(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
+        if self.phase is not CLOSED:
+            self._to(CLOSED)
         self.state.remove_connection(self)
         self._timer.cancel()
         if self.flow is not None:
@@ -224,20 +245,19 @@ class HttpProtocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.flow.resume_writing()
-        if self._cycle_waiting:
-            self._cycle_waiting = False
-            if not self.closed:
-                self._start_next_cycle()
+        if self.phase is BLOCKED:
+            self._start_next_cycle()
 
     # --- runtime API -------------------------------------------------------------------
     def shutdown(self) -> None:
         """Graceful stop: the in-flight response (or the next request, on an idle connection
         within ``SHUTDOWN_IDLE_GRACE``) is the last one and says "connection: close"."""
         self._shutdown = True
-        if self._lingering:
+        phase = self.phase
+        if phase is LINGERING:
             self.transport.close()  # the server is stopping: no need to wait for the client
             return
-        if self.closed or self._upgraded:
+        if phase in ENDED:
             return
         cycle = self.cycle
         if cycle is not None:
@@ -245,12 +265,12 @@ class HttpProtocol(asyncio.Protocol):
                 cycle.response.keep_alive = False  # its head will say "connection: close"
             # Otherwise the head promised keep-alive: once the response is complete the
             # connection is idle and _start_next_cycle gives it the grace below.
-        elif self._cycle_waiting:
+        elif phase is BLOCKED:
             # The client does not read our responses (see _next_cycle): waiting for it would
             # hold the stop up; its pipelined request stays unanswered, which a pipelining
             # client must be ready for (RFC 9112 section 9.3.2).
             self.close()
-        elif not self._head_bytes:
+        elif phase is not HEAD:
             # Idle (or accepted with no request yet): wait briefly for a request, then close.
             # (A partly received head keeps its head timer: that request is answered.)
             timer = self._timer
@@ -262,21 +282,38 @@ class HttpProtocol(asyncio.Protocol):
         """Close the connection; ``linger`` when the client may still be sending (see
         ``LINGER_TIMEOUT``)."""
         if not self.closed:
-            self.closed = True  # data_received now discards everything
             self._timer.cancel()
             transport = self.transport
             if linger and not self._shutdown and transport.can_write_eof():
-                self._lingering = True
+                self._to(LINGERING)  # data_received now discards everything
                 self.flow.resume_reading()  # keep draining the socket so no RST is needed
                 transport.write_eof()  # sent once our response is flushed
                 self._timer.arm(LINGER_TIMEOUT, transport.close)
             else:
+                self._to(CLOSED)
                 transport.close()
 
     def abort(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
-            self.closed = True
+            if self.phase is not CLOSED:
+                self._to(CLOSED)
             self.transport.abort()
+
+    def hand_off(self) -> None:
+        """The transport now belongs to another protocol (WebSocket after the upgrade, HTTP/2
+        after its preface or ALPN): this one leaves the server state and its timer."""
+        self._to(HANDED_OFF)
+        self._timer.cancel()
+        self.state.remove_connection(self)
+
+    def _to(self, phase: Phase) -> None:
+        """Move to ``phase``: the one place the connection changes phase (see TRANSITIONS)."""
+        if phase not in TRANSITIONS[self.phase]:
+            raise RuntimeError(
+                f"HTTP/1.1 connection cannot go from {self.phase.name} to {phase.name}"
+            )
+        self.phase = phase
+        self.closed = phase >= LINGERING  # LINGERING, HANDED_OFF, CLOSED: see ENDED
 
     # --- helpers used by RequestCycle --------------------------------------------------
     def write(self, data: bytes) -> None:
@@ -372,7 +409,6 @@ class HttpProtocol(asyncio.Protocol):
         if self._access.timed:
             self._access.start()
         self._timer_kind = _NO_TIMER
-        self._head_bytes = False
         config = self.config
         if (
             self._health is not None
@@ -411,6 +447,7 @@ class HttpProtocol(asyncio.Protocol):
             trailers_allowed=head.te_trailers,
         )
         cycle = RequestCycle(self, scope, head, response)
+        self._to(REQUEST)
         self.cycle = cycle
         # Tracked in state.tasks until _run_app's last step takes it out: cheaper than
         # start_task's done callback (a context copy and one more loop callback per request).
@@ -459,13 +496,10 @@ class HttpProtocol(asyncio.Protocol):
             lifespan_state=self.state.lifespan_state,
             forwarded_allow_ips=self.config.forwarded_allow_ips,
         )
-        self._upgraded = True
-        self.closed = True  # this protocol is done with the transport
-        self._timer.cancel()
+        self.hand_off()
         ws = WebSocketProtocol(self.config, self.app, self.state, self.loop)
         transport = self.transport
         transport.set_protocol(ws)
-        self.state.remove_connection(self)
         ws.start_upgrade(transport, scope, buffered)
         return True
 
@@ -531,7 +565,7 @@ class HttpProtocol(asyncio.Protocol):
             # drain(), so without this a client pipelining many requests would make us run
             # them all and buffer every response in memory; the next request waits instead
             # until the transport's buffer is below its low-water mark (resume_writing).
-            self._cycle_waiting = True
+            self._to(BLOCKED)
             self.flow.pause_reading()
             return
         self._start_next_cycle()
@@ -541,12 +575,15 @@ class HttpProtocol(asyncio.Protocol):
         parser.start_next_cycle()
         if self.body_paused:
             self.body_paused = False
-        self.flow.resume_reading()
+        flow = self.flow
+        if flow.read_paused:
+            flow.resume_reading()
         if parser.buffered:
-            self._head_bytes = True
+            self._to(HEAD)
             self._arm_timer(_REQUEST_HEAD, self.config.timeout_request_header)
             self._process()
         else:
+            self._to(IDLE)
             timeout = self.config.timeout_keep_alive
             if self._shutdown:  # this response's head promised keep-alive (see shutdown())
                 timeout = min(timeout, SHUTDOWN_IDLE_GRACE)
@@ -599,7 +636,7 @@ class HttpProtocol(asyncio.Protocol):
     # --- timers --------------------------------------------------------------------------
     def _arm_timer(self, kind: int, timeout: float) -> None:
         self._timer_kind = kind
-        self._timer.arm(timeout, self._on_timer)
+        self._timer.arm(timeout, self._timer_callback)
 
     def _on_timer(self) -> None:
         kind = self._timer_kind
@@ -608,7 +645,7 @@ class HttpProtocol(asyncio.Protocol):
         if kind == _REQUEST_BODY:
             self._body_timeout()
             return
-        if kind == _REQUEST_HEAD and self._head_bytes and self.cycle is None:
+        if kind == _REQUEST_HEAD and self.phase is HEAD:
             # RFC 9110 section 15.5.9: 408 when the request did not arrive in time.  A
             # connection that sent nothing at all is just closed (browsers pre-connect).
             logger.debug("request head timeout for %s", self.info and self.info.client)

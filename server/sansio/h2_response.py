@@ -24,7 +24,7 @@ def _check_field(name: Any, value: Any) -> tuple[tuple[bytes, bytes], int]:
     value = bytes(value)
     if not lname or lname.translate(None, NAME_CHARS):
         raise ASGIProtocolError(f"http.response.start: invalid header {bytes(name)!r}")
-    if b"\r" in value or b"\n" in value or b"\0" in value:
+    if 13 in value or 10 in value or 0 in value:
         raise ASGIProtocolError(f"http.response.start: invalid header {bytes(name)!r}")
     if lname in CONNECTION_FIELDS:
         # RFC 9113 section 8.2.2: MUST NOT be sent; HTTP/2 frames the body itself.

@@ -87,6 +87,29 @@ class RequestHead:
         self.http_version = http_version
         _scan_fields(self, headers)
 
+    def copy(self, headers: tuple[tuple[bytes, bytes], ...]) -> RequestHead:
+        """An equal head listing ``headers`` in a list of its own (the list becomes
+        ``scope["headers"]``, which the application may change)."""
+        return self.like(self.target, list(headers))
+
+    def like(self, target: bytes, headers: list[tuple[bytes, bytes]]) -> RequestHead:
+        """A head with this one's method, version and facts, and ``target`` and ``headers``."""
+        new = _new_head(RequestHead)
+        new.method = self.method
+        new.target = target
+        new.http_version = self.http_version
+        new.headers = headers
+        new.host = self.host
+        new.content_length = self.content_length
+        new.chunked = self.chunked
+        new.has_body = self.has_body
+        new.keep_alive = self.keep_alive
+        new.expect_continue = self.expect_continue
+        new.upgrade = self.upgrade
+        new.websocket = self.websocket
+        new.te_trailers = self.te_trailers
+        return new
+
 
 _new_head = object.__new__
 
@@ -289,53 +312,28 @@ def parse_head(data: bytes, limits: Limits) -> RequestHead | None:
             specials.append(field)
         if dropped:
             fields = [field for field in fields if field is not _DROPPED]
+    # What the special fields say depends on them, the method and the version only: a head
+    # of a combination seen before takes its facts from the first head that had it.
+    key = (method, http_version, *specials)
+    model = _FACTS.get(key)
+    if model is not None:
+        return model.like(target, fields)
     head = _new_head(RequestHead)
     head.method = method
     head.target = target
     head.http_version = http_version
-    # What the special fields say depends on them, the method and the version only: the facts
-    # of a combination seen before are copied rather than worked out again.
-    key = (method, http_version, *specials)
-    facts = _FACTS.get(key)
-    if facts is None:
-        if not _scan_fields(head, specials):
-            return None
-        if len(_FACTS) >= _FACTS_MAX:
-            _FACTS.clear()
-        _FACTS[key] = _facts_of(head)
-    else:
-        (
-            head.host,
-            head.content_length,
-            head.chunked,
-            head.has_body,
-            head.keep_alive,
-            head.expect_continue,
-            head.upgrade,
-            head.websocket,
-            head.te_trailers,
-        ) = facts
+    if not _scan_fields(head, specials):
+        return None
     head.headers = fields
+    if len(_FACTS) >= _FACTS_MAX:
+        _FACTS.clear()
+    _FACTS[key] = head  # (only its method, version and facts are read again)
     return head
 
 
-def _facts_of(head: RequestHead) -> _Facts:
-    return (
-        head.host,
-        head.content_length,
-        head.chunked,
-        head.has_body,
-        head.keep_alive,
-        head.expect_continue,
-        head.upgrade,
-        head.websocket,
-        head.te_trailers,
-    )
-
-
-_Facts = tuple[bytes | None, int | None, bool, bool, bool, bool, bytes | None, bool, bool]
-# Facts of the special fields by (method, version, *special fields): bounded, emptied when full.
-_FACTS: dict[tuple[object, ...], _Facts] = {}
+# A head for each combination of method, version and special fields seen lately, by those:
+# bounded, emptied when full.
+_FACTS: dict[tuple[object, ...], RequestHead] = {}
 _FACTS_MAX: Final = 256
 
 
@@ -465,7 +463,7 @@ def head_from_h11(request: h11.Request, raw: bytes | bytearray, limits: Limits) 
     for _raw, name, value in items:
         if _CTL.search(value) is not None:
             raise RequestError(400, "control character in a header field value")
-        if b"_" in name:
+        if _UNDERSCORE in name:
             # CVE-2015-0219: Django (like CGI/WSGI) maps both "X-Auth-User" and
             # "X_Auth_User" to HTTP_X_AUTH_USER, so a client could spoof a header a
             # front proxy sets (the proxy strips only the dashed one).  Daphne and

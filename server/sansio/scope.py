@@ -267,10 +267,15 @@ def parse_forwarded(value: str) -> list[dict[str, str]]:
 
 
 def _base_scope(
-    head: RequestHead, info: ConnectionInfo, lifespan_state: dict[str, Any] | None
+    head: RequestHead,
+    info: ConnectionInfo,
+    lifespan_state: dict[str, Any] | None,
+    kind: str,
+    scheme: str,
 ) -> Any:
-    # The keys both scope types share; the caller adds the rest.  (Typed Any: a TypedDict
-    # cannot be built in two steps, and one step per type would write these keys twice.)
+    # The keys both scope types share, "type" and "scheme" included; the caller adds the rest
+    # (a literal of this size leaves room for them: no resize).  Typed Any: a TypedDict cannot
+    # be built in two steps, and one literal per type would write these keys twice.
     raw_path, query_string = split_target(head.target)
     path = decode_path(raw_path)
     root_path = info.root_path
@@ -278,9 +283,11 @@ def _base_scope(
         # ASGI: "path" includes "root_path" (WSGI's SCRIPT_NAME + PATH_INFO).
         path = root_path + path
         raw_path = info.root_raw + raw_path
-    scope: dict[str, Any] = {
+    return {
+        "type": kind,
         "asgi": ASGI_VERSION,
         "http_version": _HTTP_VERSIONS.get(head.http_version) or head.http_version.decode(),
+        "scheme": scheme,
         "path": path,
         "raw_path": raw_path,
         "query_string": query_string,
@@ -290,7 +297,6 @@ def _base_scope(
         "server": info.server,
         "state": dict(lifespan_state) if lifespan_state is not None else {},
     }
-    return scope
 
 
 def _apply_proxy(
@@ -312,30 +318,11 @@ def http_scope(
     extensions: dict[str, dict[str, Any]] | None = None,
     forwarded_allow_ips: tuple[str, ...] = ("127.0.0.1", "::1"),
 ) -> HTTPScope:
-    # The keys of _base_scope and the http ones in one literal: built once per request, so
-    # no insertions after it (the dict would be resized on the way).
-    raw_path, query_string = split_target(head.target)
-    path = decode_path(raw_path)
-    root_path = info.root_path
-    if root_path:
-        path = root_path + path  # as in _base_scope
-        raw_path = info.root_raw + raw_path
+    scope: HTTPScope = _base_scope(
+        head, info, lifespan_state, "http", "https" if info.secure else "http"
+    )
     method = head.method
-    scope: HTTPScope = {
-        "type": "http",
-        "asgi": ASGI_VERSION,
-        "http_version": _HTTP_VERSIONS.get(head.http_version) or head.http_version.decode(),
-        "method": _METHODS.get(method) or method.decode("ascii"),
-        "scheme": "https" if info.secure else "http",
-        "path": path,
-        "raw_path": raw_path,
-        "query_string": query_string,
-        "root_path": root_path,
-        "headers": head.headers,
-        "client": info.client,
-        "server": info.server,
-        "state": dict(lifespan_state) if lifespan_state is not None else {},
-    }
+    scope["method"] = _METHODS.get(method) or method.decode("ascii")
     if extensions is not None:
         scope["extensions"] = extensions
     if info.proxy_trusted:
@@ -356,9 +343,8 @@ def websocket_scope(
 ) -> WebSocketScope:
     """The websocket scope for the upgrade hand-off (``subprotocols``/``extensions`` are filled
     in by the WebSocket protocol, which validates the handshake)."""
-    scope: WebSocketScope = _base_scope(head, info, lifespan_state)
-    scope["type"] = "websocket"
     scheme = "wss" if info.secure else "ws"
+    scope: WebSocketScope = _base_scope(head, info, lifespan_state, "websocket", scheme)
     if info.proxy_trusted:
         proto = _apply_proxy(scope, head, info, trusted_proxies(forwarded_allow_ips))
         if proto in ("https", "wss"):
