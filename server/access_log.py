@@ -1,8 +1,9 @@
-"""Per-connection request observer: the access log (logger ``server.access``) and request metrics.
+"""Per-connection access log (logger ``server.access``).
 
 Whether to do anything is decided once per connection (``AccessLog.enabled``: access logging
-on and not filtered out by level, or metrics on), so the hot path pays a single attribute test
-when both are off.
+on and not filtered out by level), so the hot path pays a single attribute test when it is
+off.  (Request metrics are not recorded here: the protocols add to ``server.metrics.recorder``
+directly.)
 
 Two formats (``--access-log-format``):
 
@@ -16,12 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from bisect import bisect_left as _bisect_left
-
-from server.metrics import recorder as _metrics
-from server.metrics.recorder import DURATION_BUCKETS as _BUCKETS
-from server.metrics.recorder import METHOD_INDEX as _METHOD_INDEX
-from server.metrics.recorder import OTHER_METHOD as _OTHER_METHOD
 
 logger = logging.getLogger("server.access")
 
@@ -41,20 +36,18 @@ class AccessLog:
         "_accepted",
         "_json",
         "_log",
-        "_metrics",
         "_session",
         "_start",
         "enabled",
         "timed",
     )
 
-    def __init__(self, enabled: bool, *, metrics: bool = True) -> None:
+    def __init__(self, enabled: bool) -> None:
         self._log = enabled and logger.isEnabledFor(logging.INFO)
-        self._metrics = _metrics.active if metrics else None
         self._json = json_format
-        self.enabled = self._log or self._metrics is not None
+        self.enabled = self._log
         # Whether request durations are wanted (the text format has none).
-        self.timed = self._metrics is not None or (self._log and self._json)
+        self.timed = self._log and self._json
         self._start = 0.0
         self._accepted = False
         # An accepted WebSocket session waiting for its close: the handshake's fields.
@@ -73,24 +66,17 @@ class AccessLog:
         status: int,
     ) -> None:
         """One response.  The request line parts may be the raw bytes from the parser: they
-        are only decoded when a line is written (metrics alone never need the text)."""
+        are only decoded when a line is written (the text format needs no duration)."""
+        if not self._log:
+            return
         start = self._start
         duration = None
         if start:
             duration = _perf_counter() - start
             self._start = 0.0
-        rec = self._metrics
-        if rec is not None:
-            # Recorder.request inlined: this runs once per response (see metrics_overhead).
-            rec.requests[_METHOD_INDEX.get(method, _OTHER_METHOD) * 10 + status // 100 % 10] += 1
-            if duration is not None:
-                rec.duration_counts[_bisect_left(_BUCKETS, duration)] += 1
-                rec.duration_sum += duration
         if status == 101:
             self._accepted = True
             self._start = _perf_counter()  # the session's duration counts from its acceptance
-        if not self._log:
-            return
         if type(method) is bytes:
             method = method.decode("ascii", "replace")
         if type(target) is bytes:
@@ -127,18 +113,11 @@ class AccessLog:
             return
         self._write(record, status, peer)
 
-    def refused(self, status: int) -> None:
-        """The server answered ``status`` because of a configured limit (or a bad request)."""
-        if self._metrics is not None:
-            self._metrics.refusal(status)
-
     def websocket_closed(self, code: int) -> None:
         """An accepted WebSocket session ended with ``code`` (1006: no Close frame)."""
         if not self._accepted:
             return  # a refused handshake is not a session
         self._accepted = False
-        if self._metrics is not None:
-            self._metrics.ws_closed(code)
         session, self._session = self._session, None
         if session is None:
             return

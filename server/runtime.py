@@ -275,7 +275,7 @@ class Server:
             from server.metrics.service import MetricsService
 
             try:
-                self.metrics = MetricsService(config)
+                self.metrics = MetricsService(config, self.state)
             except MetricsUnavailable as exc:
                 raise StartupError(str(exc), EXIT_USAGE) from None
         if self.app is None:
@@ -390,9 +390,6 @@ class Server:
         def factory() -> asyncio.Protocol:
             return HttpProtocol(config, app, state, loop)
 
-        metrics = self.metrics
-        if metrics is not None:
-            factory = metrics.wrap_factory(factory)
         for sock in socks:
             if sock.family == socket.AF_UNIX:
                 srv = await loop.create_unix_server(
@@ -409,8 +406,8 @@ class Server:
                 describe_address(sock, ssl_ctx is not None),
                 os.getpid(),
             )
-        if metrics is not None:
-            await metrics.start(loop, self.metrics_sockets)
+        if self.metrics is not None:
+            await self.metrics.start(loop, self.metrics_sockets)
 
     def _make_state(self) -> ServerState:
         limit = self.config.limit_max_requests

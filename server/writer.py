@@ -73,18 +73,20 @@ def writelines(transport: Writable, parts: Sequence[bytes | bytearray | memoryvi
         transport.set_write_buffer_limits(high=high, low=low)  # type: ignore[attr-defined]
 
 
-def write_parts(transport: Writable, parts: Sequence[bytes | bytearray | memoryview]) -> None:
-    """Write ``parts`` with exactly one transport call (nothing is written for no parts).
+def write_parts(transport: Writable, parts: Sequence[bytes | bytearray | memoryview]) -> int:
+    """Write ``parts`` with exactly one transport call (nothing is written for no parts);
+    returns the number of bytes written (summed anyway, for the metrics).
 
     Small responses are joined (one copy, one syscall); large bodies go through ``writelines``
     so the payload is never copied.
     """
     n = len(parts)
     if n == 0:
-        return
+        return 0
     if n == 1:
-        transport.write(parts[0])
-        return
+        part = parts[0]
+        transport.write(part)
+        return len(part)
     total = 0
     for part in parts:
         total += len(part)
@@ -92,6 +94,7 @@ def write_parts(transport: Writable, parts: Sequence[bytes | bytearray | memoryv
         transport.write(b"".join(parts))
     else:
         writelines(transport, parts)
+    return total
 
 
 def simple_response(

@@ -343,6 +343,22 @@ def test_metrics_overhead_benchmark_measures_both_modes() -> None:
             assert asyncio.run(bench(20, metrics)) > 0
 
 
+def test_instruction_count_drivers_run_with_metrics_off_and_on() -> None:
+    from benchmarks.micro import http_instructions, ws_instructions
+    from server.metrics import recorder
+
+    previous = recorder.active
+    try:
+        for case in ("varied", "close"):
+            for mode in (None, "port", "path"):
+                # With metrics the driver asserts itself that every request was counted.
+                asyncio.run(http_instructions.run(case, 5, mode))
+        for on in (False, True):
+            asyncio.run(ws_instructions.run(5, on))
+    finally:
+        recorder.active = previous
+
+
 def test_ours_metrics_is_measured_only_when_named() -> None:
     from benchmarks import cli, servers
 

@@ -1,8 +1,9 @@
 """Prometheus metrics (``--metrics-port`` / ``--metrics-path``); see README "Monitoring".
 
-* :mod:`.recorder`: plain per-process counters the protocols update (nothing when off).
-* :mod:`.tap`: connections and bytes, counted around the protocols by the protocol factory.
-* :mod:`.collector`: those counters as Prometheus families, at scrape time.
+* :mod:`.recorder`: plain per-process counters the protocols add to as part of their own
+  bookkeeping (requests, durations, bytes, messages; nothing when off).
+* :mod:`.collector`: those counters, and the open connections of the server state, as
+  Prometheus families, at scrape time.
 * :mod:`.loop_lag`: event-loop lag sampling.
 * :mod:`.multiprocess`: ``--workers`` (prometheus_client multiprocess files, mirroring).
 * :mod:`.exposition`: the ``/metrics`` endpoint; :mod:`.service`: start/stop per process.

@@ -18,7 +18,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from server.metrics import recorder as _recorder
-from server.metrics.recorder import DURATION_BUCKETS, METHODS, STATUS_CLASSES
+from server.metrics.recorder import DURATION_BUCKETS, Recorder
 
 PREFIX = "channels_server_"
 
@@ -35,18 +35,18 @@ class ServerCollector(Collector):
         rec = _recorder.active
         if rec is None:
             return
-        protocols = sorted(rec.protocols.values(), key=lambda s: s.name)
         opened = GaugeMetricFamily(
             PREFIX + "connections_open", "Open client connections.", labels=["protocol"]
         )
+        for name, count in sorted(open_connections(rec).items()):
+            opened.add_metric([name], count)
         received = CounterMetricFamily(
             PREFIX + "received_bytes", "Bytes read from clients.", labels=["protocol"]
         )
         sent = CounterMetricFamily(
             PREFIX + "sent_bytes", "Bytes written to clients.", labels=["protocol"]
         )
-        for stats in protocols:
-            opened.add_metric([stats.name], stats.open)
+        for stats in sorted(rec.protocols.values(), key=lambda s: s.name):
             received.add_metric([stats.name], stats.bytes_in)
             sent.add_metric([stats.name], stats.bytes_out)
         yield opened
@@ -58,12 +58,8 @@ class ServerCollector(Collector):
             "HTTP requests answered (WebSocket handshakes included), by method and status class.",
             labels=["method", "status"],
         )
-        counts = rec.requests
-        for m, method in enumerate(METHODS):
-            for s, status in enumerate(STATUS_CLASSES):
-                value = counts[m * 10 + s]
-                if value:
-                    requests.add_metric([method, status], value)
+        for (method, status), value in rec.requests_by_class().items():
+            requests.add_metric([method, status], value)
         yield requests
 
         cumulative = []
@@ -112,6 +108,29 @@ class ServerCollector(Collector):
             "Worst lateness of a periodic event-loop callback over the last 10 s.",
             value=rec.loop_lag,
         )
+
+
+def protocol_label(protocol: object) -> str:
+    """``HttpProtocol`` -> ``http``, ``WebSocketProtocol`` -> ``websocket``, ``H2Protocol`` ->
+    ``h2``: bounded by the protocol classes the server has."""
+    return type(protocol).__name__.removesuffix("Protocol").lower() or "other"
+
+
+def open_connections(rec: Recorder) -> dict[str, int]:
+    """Open connections by protocol, counted in the server state (every protocol registers
+    there from ``connection_made`` to ``connection_lost``, and moves on an upgrade), so the
+    connections themselves count nothing.  ``http`` and ``websocket`` are always present."""
+    counts = {"http": 0, "websocket": 0}
+    if rec.state is not None:
+        labels: dict[type, str] = {}
+        # A copy in one C call: a scrape from another thread must not see the set change.
+        for conn in list(rec.state.connections):
+            kind = type(conn)
+            label = labels.get(kind)
+            if label is None:
+                label = labels[kind] = protocol_label(conn)
+            counts[label] = counts.get(label, 0) + 1
+    return counts
 
 
 def _le(bound: float) -> str:

@@ -12,7 +12,7 @@ layers' collector, the process/GC metrics, and any metric the application define
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 from server.types import ASGIApp, Receive, Scope, Send
@@ -68,18 +68,21 @@ class MetricsPortApp:
 
 
 class MetricsPathMiddleware:
-    """``--metrics-path`` on the main listener; every other request goes to the app."""
+    """``--metrics-path`` on the main listener; every other request goes to the app.
+
+    A plain function returning the awaitable of whichever app answers, not a coroutine of its
+    own: every request passes through here, and an extra coroutine frame per request is most
+    of what a wrapper costs (instruction counts in benchmarks/micro/RESULTS.md)."""
 
     def __init__(self, app: ASGIApp, path: str, endpoint: MetricsEndpoint) -> None:
         self.app = app
         self.path = path
         self.endpoint = endpoint
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         if scope["type"] == "http" and scope["path"] == self.path:
-            await self.endpoint(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
+            return self.endpoint(scope, receive, send)
+        return self.app(scope, receive, send)
 
 
 async def _plain(

@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Callable
 
-from server.access_log import AccessLog
 from server.config import Config
 from server.metrics import multiprocess, require_prometheus_client
 from server.metrics import recorder as _recorder
@@ -24,7 +22,6 @@ from server.metrics.exposition import (
 )
 from server.metrics.loop_lag import LoopLagMonitor
 from server.metrics.recorder import Recorder
-from server.metrics.tap import Tap
 from server.state import ServerState
 from server.types import ASGIApp
 
@@ -46,10 +43,11 @@ def _register_collector() -> None:
 
 
 class MetricsService:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, state: ServerState | None = None) -> None:
+        """``state``: the server's, whose connections are the ``connections_open`` gauge."""
         require_prometheus_client()
         self.config = config
-        self.recorder = Recorder()
+        self.recorder = Recorder(state)
         _recorder.active = self.recorder
         _register_collector()
         self.multiprocess = multiprocess.enabled()
@@ -65,20 +63,12 @@ class MetricsService:
             self.mirror.sync()  # this worker's latest values; the others' are <= 1 s old
         return render(self.multiprocess)
 
-    # --- wrapping the main listener -----------------------------------------------------------
+    # --- the main listener ------------------------------------------------------------------
     def wrap_app(self, app: ASGIApp) -> ASGIApp:
+        """``--metrics-path`` only: the app as seen from the main listener.  (Counting needs
+        no wrapper: the protocols record into the active recorder themselves.)"""
         path = self.config.metrics_path
         return app if path is None else MetricsPathMiddleware(app, path, self.endpoint)
-
-    def wrap_factory(
-        self, factory: Callable[[], asyncio.Protocol]
-    ) -> Callable[[], asyncio.Protocol]:
-        recorder = self.recorder
-
-        def metered() -> asyncio.Protocol:
-            return Tap(factory(), recorder)
-
-        return metered
 
     # --- lifecycle -------------------------------------------------------------------------------
     async def start(
@@ -96,19 +86,21 @@ class MetricsService:
         if self.config.metrics_port is None:
             return
         socks = sockets if sockets is not None else [bind_metrics_socket(self.config)]
-        # The metrics listener gets its own state (not counted by --limit-concurrency or the
-        # graceful drain) and no access log.
+        # The metrics listener gets its own state (not counted by --limit-concurrency, the
+        # graceful drain or connections_open) and no access log.  Its config has metrics off:
+        # scrapes are not client traffic, so its connections record nothing.
         config = self.config.replace(
-            access_log=False, limit_concurrency=None, health_check_path=None, metrics_path=None
+            access_log=False,
+            limit_concurrency=None,
+            health_check_path=None,
+            metrics_path=None,
+            metrics_port=None,
         )
         app = MetricsPortApp(self.endpoint)
         state = ServerState()
 
         def factory() -> asyncio.Protocol:
-            protocol = HttpProtocol(config, app, state, loop)
-            # Scrapes are not client traffic: keep them out of the request metrics.
-            protocol._access = AccessLog(False, metrics=False)
-            return protocol
+            return HttpProtocol(config, app, state, loop)
 
         for sock in socks:
             self._servers.append(await loop.create_server(factory, sock=sock))

@@ -27,8 +27,8 @@ def server_line(config: Config) -> bytes:
     Field values are octets, read as ISO-8859-1 by recipients (RFC 9110 section 5.5), so the
     name is encoded as latin-1 (``Config`` only accepts printable latin-1 names).  A name that
     cannot be a field value (CR/LF/NUL would split the response) is left out rather than
-    written or allowed to crash every connection.  (An app that sets its own Server header on
-    a 101 replaces these lines as a whole.)
+    written or allowed to crash every connection.  An app that sets its own Server header
+    replaces the ``server`` line only; the ``--header`` lines are always written.
     """
     extra = config.header_lines
     if not config.server_header or not config.server_name:

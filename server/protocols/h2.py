@@ -25,6 +25,7 @@ from h2.errors import ErrorCodes
 from server.access_log import AccessLog
 from server.config import Config
 from server.datecache import date_line
+from server.metrics import recorder as _metrics
 from server.protocols.common import ConnectionTimer, log_access, server_line, start_task
 from server.protocols.flow import FlowControl
 from server.protocols.h2_stream import FlowStream, Stream
@@ -105,6 +106,9 @@ class H2Protocol(asyncio.Protocol):
         self._write_due = False  # a write_now is scheduled for the end of this loop turn
         self._idle_timer = ConnectionTimer(self.loop)
         self._access = AccessLog(config.access_log)
+        # Metrics (server.metrics.recorder): None when off, else what this connection adds to.
+        rec = self._rec = _metrics.active if config.metrics_enabled else None
+        self._traffic = rec.protocol("h2") if rec is not None else None
         health = config.health_check_path
         # Compared with the raw (percent-encoded) path, as the HTTP/1.1 protocol does.
         self._health = quote(health).encode("ascii") if health else None
@@ -136,6 +140,8 @@ class H2Protocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
+        if self._traffic is not None:
+            self._traffic.bytes_in += len(data)
         h2conn = self.h2
         for event in h2conn.receive_data(data, self.loop.time()):
             kind = type(event)
@@ -273,11 +279,15 @@ class H2Protocol(asyncio.Protocol):
         out = self.h2.data_to_send()
         if out:
             self.transport.write(out)
+            if self._traffic is not None:
+                self._traffic.bytes_out += len(out)
 
     def flush_anyway(self) -> None:
         out = self.h2.data_to_send()
         if out and not self.transport.is_closing():
             self.transport.write(out)
+            if self._traffic is not None:
+                self._traffic.bytes_out += len(out)
 
     def acknowledge(self, stream_id: int, size: int) -> None:
         self.h2.acknowledge(stream_id, size)
@@ -349,6 +359,8 @@ class H2Protocol(asyncio.Protocol):
                 forwarded_allow_ips=config.forwarded_allow_ips,
             )
             stream = Stream(self, event.stream_id, head, scope)
+            if self._rec is not None:
+                stream.started_at = _metrics.clock()
             if event.ended:
                 stream.request_done = True
             else:
@@ -374,11 +386,20 @@ class H2Protocol(asyncio.Protocol):
                 self.h2.reset(stream_id, ErrorCodes.NO_ERROR)
 
     def response_done(self, stream: Stream) -> None:
+        if self._rec is not None:
+            self._rec.response(stream.head.method, stream.status, stream.started_at)
         if self._access.enabled:
-            self.log_access(stream.head, stream.status)
+            self._log_line(stream.head, stream.status)
         stream.wake()
 
     def log_access(self, head: H2Head, status: int) -> None:
+        """A response made by the server itself, or a WebSocket handshake's outcome (h2_ws):
+        the metrics (untimed) and the access log."""
+        if self._rec is not None:
+            self._rec.request(head.method, status)
+        self._log_line(head, status)
+
+    def _log_line(self, head: H2Head, status: int) -> None:
         if self._access.enabled and self.info is not None:
             log_access(self._access, self.info.client, head.method, head.target, b"2", status)
 
@@ -400,8 +421,8 @@ class H2Protocol(asyncio.Protocol):
 
     def _served_directly(self, stream_id: int, head: H2Head, status: int) -> None:
         """A stream answered by the server itself: the connection may be idle again."""
-        if status != 200:
-            self._access.refused(status)  # a configured limit answered (metrics)
+        if status != 200 and self._rec is not None:
+            self._rec.refusal(status)  # a configured limit answered
         self.log_access(head, status)
         self.h2.stream_finished(stream_id)
         if not self.streams and not self.closed:

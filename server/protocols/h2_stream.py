@@ -143,6 +143,7 @@ class Stream(PulledReceive, FlowStream):
         "request_done",
         "sent_length",
         "started",
+        "started_at",
         "status",
         "trailers",
         "trailers_open",
@@ -162,6 +163,7 @@ class Stream(PulledReceive, FlowStream):
         self.waiter: asyncio.Future[HTTPReceiveEvent] | None = None
         # Response state.
         self.started = False
+        self.started_at = 0.0  # with metrics on: server.metrics.recorder.clock() at the head
         self.head_sent = False
         self.complete = False
         self.status = 0

@@ -27,6 +27,7 @@ from urllib.parse import quote
 
 from server.access_log import AccessLog
 from server.config import Config
+from server.metrics import recorder as _metrics
 from server.protocols.common import ConnectionTimer, default_headers, log_access
 from server.protocols.common import server_line as _server_line
 from server.protocols.flow import FlowControl
@@ -94,7 +95,7 @@ class _PerConfig:
     """What every connection derives from the (immutable) Config alike, computed once per
     Config rather than per connection: a connection per request pays for all of it."""
 
-    __slots__ = ("config", "health", "limits", "server_line")
+    __slots__ = ("config", "health", "limits", "metered", "server_line")
 
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -105,6 +106,7 @@ class _PerConfig:
             config.limit_request_body,
         )
         self.server_line = _server_line(config)
+        self.metered = config.metrics_enabled
         health = config.health_check_path
         # Compared with the raw (percent-encoded) path, so encoded the same way once here.
         self.health = quote(health).encode("ascii") if health else None
@@ -124,6 +126,9 @@ def _per_config(config: Config) -> _PerConfig:
 
 class HttpProtocol(asyncio.Protocol):
     """HTTP/1.1 (and 1.0) connection; see the module docstring."""
+
+    # With metrics on: when the request in flight started (server.metrics.recorder.clock).
+    _started = 0.0
 
     def __init__(
         self,
@@ -159,6 +164,9 @@ class HttpProtocol(asyncio.Protocol):
         self._date = config.date_header
         self._server_line = shared.server_line
         self._health = shared.health
+        # Metrics (server.metrics.recorder): None when off, else what this connection adds to.
+        rec = self._rec = _metrics.active if shared.metered else None
+        self.traffic = rec.protocols["http"] if rec is not None else None
 
     # --- asyncio callbacks -------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -197,6 +205,8 @@ class HttpProtocol(asyncio.Protocol):
             if data[:3] == b"PRI":  # RFC 9113 section 3.4: the preface starts "PRI * HTTP/2.0"
                 take_over(self, self.transport, data)
                 return
+        if self.traffic is not None:
+            self.traffic.bytes_in += len(data)
         self.parser.receive_data(data)
         self._process()
         if self.phase is IDLE and self.parser.buffered:
@@ -309,6 +319,14 @@ class HttpProtocol(asyncio.Protocol):
     def write(self, data: bytes) -> None:
         if not self.closed:
             self.transport.write(data)
+            if self.traffic is not None:
+                self.traffic.bytes_out += len(data)
+
+    def write_parts(self, parts: list[Any]) -> None:
+        """``write_parts`` to the transport, counted (the response path inlines this)."""
+        sent = write_parts(self.transport, parts)
+        if self.traffic is not None:
+            self.traffic.bytes_out += sent
 
     def default_headers(self) -> bytes:
         return default_headers(self._date, self._server_line)
@@ -386,6 +404,8 @@ class HttpProtocol(asyncio.Protocol):
         """Start serving a request head; False stops the parsing loop."""
         state = self.state
         state.total_requests += 1
+        if self._rec is not None:
+            self._started = _metrics.clock()
         if self._access.timed:
             self._access.start()
         self._timer_kind = _NO_TIMER
@@ -399,7 +419,8 @@ class HttpProtocol(asyncio.Protocol):
             return not self.closed
         limit = config.limit_concurrency
         if limit is not None and len(state.connections) + len(state.tasks) > limit:
-            self._access.refused(503)
+            if self._rec is not None:
+                self._rec.refusal(503)
             self._respond_directly(head, 503, b"Service Unavailable", close=True)
             return False
         if head.websocket and self._upgrade(head):
@@ -452,7 +473,7 @@ class HttpProtocol(asyncio.Protocol):
             {"status": status, "headers": [(b"content-type", b"text/plain; charset=utf-8")]},
             self.default_headers(),
         )
-        write_parts(self.transport, response.body(body, False))
+        self.write_parts(response.body(body, False))
         self._log(head, status)
         self._next_cycle(response.keep_alive and parser.body_complete)
 
@@ -485,7 +506,8 @@ class HttpProtocol(asyncio.Protocol):
     def _request_error(self, exc: RequestError) -> None:
         # Client errors are the client's business: no traceback, debug level only.
         logger.debug("HTTP %d for %s: %s", exc.status, self.info and self.info.client, exc.reason)
-        self._access.refused(exc.status)
+        if self._rec is not None:
+            self._rec.refusal(exc.status)
         cycle = self.cycle
         if cycle is not None:
             head_sent = cycle.response.head_sent
@@ -496,7 +518,7 @@ class HttpProtocol(asyncio.Protocol):
         if not self.closed:
             body = exc.reason.encode("latin-1", "replace") + b"\n"
             head = self.parser.head
-            self.transport.write(
+            self.write(
                 simple_response(
                     exc.status,
                     body,
@@ -509,14 +531,22 @@ class HttpProtocol(asyncio.Protocol):
     # --- end of a response -------------------------------------------------------------
     def response_done(self, cycle: RequestCycle) -> None:
         head = cycle.head
+        if self._rec is not None:
+            self._rec.response(head.method, cycle.response.status, self._started)
         if self._access.enabled:
-            self._log(head, cycle.response.status)
+            self._log_line(head, cycle.response.status)
         cycle.wake()  # a pending receive() now gets http.disconnect
         if self.cycle is not cycle:
             return
         self._next_cycle(cycle.response.keep_alive and cycle.request_done)
 
     def _log(self, head: RequestHead, status: int) -> None:
+        """A response made by the server itself: metrics and the access log."""
+        if self._rec is not None:
+            self._rec.response(head.method, status, self._started)
+        self._log_line(head, status)
+
+    def _log_line(self, head: RequestHead, status: int) -> None:
         if self._access.enabled and self.info is not None:
             log_access(
                 self._access, self.info.client, head.method, head.target, head.http_version, status
@@ -591,7 +621,7 @@ class HttpProtocol(asyncio.Protocol):
                 self.close(linger=not cycle.request_done)
             return
         if not self.closed:
-            self.transport.write(
+            self.write(
                 simple_response(
                     500,
                     b"Internal Server Error\n",
@@ -619,9 +649,7 @@ class HttpProtocol(asyncio.Protocol):
             # RFC 9110 section 15.5.9: 408 when the request did not arrive in time.  A
             # connection that sent nothing at all is just closed (browsers pre-connect).
             logger.debug("request head timeout for %s", self.info and self.info.client)
-            self.transport.write(
-                simple_response(408, b"Request Timeout\n", extra=self.default_headers())
-            )
+            self.write(simple_response(408, b"Request Timeout\n", extra=self.default_headers()))
             self.close(linger=True)  # part of a head is unread: let the 408 arrive
             return
         self.close()
@@ -639,7 +667,7 @@ class HttpProtocol(asyncio.Protocol):
         if head_sent:
             self.close()  # too late for a status: the cut tells the client
             return
-        self.transport.write(
+        self.write(
             simple_response(
                 408,
                 b"Request Timeout\n",

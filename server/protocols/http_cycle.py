@@ -132,7 +132,9 @@ class RequestCycle(PulledReceive):
             body: HTTPResponseBodyEvent = message  # type: ignore[assignment]
             parts = response.body(body.get("body", b""), body.get("more_body", False))
             if parts:
-                write_parts(proto.transport, parts)
+                sent = write_parts(proto.transport, parts)
+                if proto.traffic is not None:
+                    proto.traffic.bytes_out += sent
             if response.complete:
                 proto.response_done(self)
             elif proto.flow.write_paused:
@@ -149,7 +151,7 @@ class RequestCycle(PulledReceive):
                 trailers.get("headers", ()), trailers.get("more_trailers", False)
             )
             if parts:
-                write_parts(proto.transport, parts)
+                proto.write_parts(parts)
             if response.complete:
                 proto.response_done(self)
         elif kind == "http.response.pathsend":
@@ -171,6 +173,8 @@ class RequestCycle(PulledReceive):
             sent = 0
             if count:
                 sent = await self._sendfile(file, count)
+                if self.proto.traffic is not None:
+                    self.proto.traffic.bytes_out += sent
             if sent != count:
                 response.keep_alive = False
         if not self.disconnected:
@@ -190,8 +194,10 @@ class RequestCycle(PulledReceive):
         more_body = bool(message.get("more_body", False))
         before, to_send, after = response.file_body(count, more_body)
         if before:
-            write_parts(self.proto.transport, before)
+            self.proto.write_parts(before)
         sent = await self._sendfile(file, to_send, offset) if to_send else 0
+        if self.proto.traffic is not None:
+            self.proto.traffic.bytes_out += sent
         if sent != to_send:
             # The framing promised bytes that never came: the message is broken, the
             # connection cannot be reused and the client must see it end.
@@ -200,7 +206,7 @@ class RequestCycle(PulledReceive):
                 self.proto.close()
             return
         if after:
-            write_parts(self.proto.transport, after)
+            self.proto.write_parts(after)
         if response.complete:
             self.proto.response_done(self)
         elif self.proto.flow.write_paused:

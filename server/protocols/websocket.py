@@ -29,6 +29,7 @@ from server.access_log import AccessLog
 from server.config import Config
 from server.datecache import date_line
 from server.metrics import recorder as _metrics
+from server.metrics.recorder import parts_size
 from server.protocols.common import (
     ConnectionTimer,
     default_headers,
@@ -176,6 +177,10 @@ class WebSocketProtocol(asyncio.Protocol):
         self._lost = False
         self._awaiting_pong = False
         self._access = AccessLog(config.access_log)
+        # Metrics (server.metrics.recorder): None when off, else what this connection adds to.
+        rec = self._rec = _metrics.active if config.metrics_enabled else None
+        self._traffic = rec.protocols["websocket"] if rec is not None else None
+        self._accepted = False  # the handshake was accepted: a session whose close counts
         # The closing-handshake deadline reuses ws_ping_timeout: both bound how long we wait
         # for the peer to answer a control frame, and Config has no separate option for it.
         # It also bounds a close whose output the peer never reads (transport.close() would
@@ -196,7 +201,7 @@ class WebSocketProtocol(asyncio.Protocol):
         try:
             handshake = parse_handshake(scope["headers"])
         except HandshakeError as exc:
-            transport.write(exc.response(self._default_headers()))
+            self._write(exc.response(self._default_headers()))
             transport.close()
             self.scope = scope
             self._log(exc.status)
@@ -215,6 +220,8 @@ class WebSocketProtocol(asyncio.Protocol):
         self._set_timer(self.config.ws_connect_timeout, self._on_connect_timeout)
         self.task = start_task(self.loop, self.server_state, self._run_app())
         if buffered:
+            if self._traffic is not None:
+                self._traffic.bytes_in -= len(buffered)  # read (and counted) as HTTP already
             self.data_received(buffered)
 
     # ----------------------------------------------------------------- application side
@@ -272,10 +279,10 @@ class WebSocketProtocol(asyncio.Protocol):
             self._write(out)
         after = conn.state
         if after is before:
-            if _metrics.active is not None and after is State.OPEN:
-                _metrics.active.ws_messages_out += 1
+            if self._rec is not None and after is State.OPEN:
+                self._rec.ws_messages_out += 1
             return  # the common case: a data frame on an open connection
-        if before is State.CONNECTING and self._access.enabled:
+        if before is State.CONNECTING and (self._access.enabled or self._rec is not None):
             status = 101 if after is State.OPEN else 403
             if after is State.DENYING:
                 status = cast(WebSocketResponseStartEvent, message).get("status", status)
@@ -288,6 +295,7 @@ class WebSocketProtocol(asyncio.Protocol):
             self._finish_http()  # refused with 403, or the denial response is complete
 
     def _on_accepted(self) -> None:
+        self._accepted = True
         self._cancel_timer()
         interval = self.config.ws_ping_interval
         if interval is not None:
@@ -312,7 +320,10 @@ class WebSocketProtocol(asyncio.Protocol):
         self._set_timer(self._close_timeout, self._on_close_timeout)
 
     def _log(self, status: int) -> None:
-        """One access-log line per handshake outcome (101, 403, denial status, 4xx/5xx)."""
+        """One access-log line per handshake outcome (101, 403, denial status, 4xx/5xx); in
+        the metrics, a GET request with that status."""
+        if self._rec is not None:
+            self._rec.request("GET", status)
         if not self._access.enabled:
             return
         scope = self.scope
@@ -336,10 +347,16 @@ class WebSocketProtocol(asyncio.Protocol):
             return
         if isinstance(out, bytes):
             transport.write(out)
+            if self._traffic is not None:
+                self._traffic.bytes_out += len(out)
         else:
             writelines(transport, out)
+            if self._traffic is not None:
+                self._traffic.bytes_out += parts_size(out)
 
     def data_received(self, data: bytes) -> None:
+        if self._traffic is not None:
+            self._traffic.bytes_in += len(data)
         conn = self.conn
         if conn is None:
             return  # handshake refused; input is dropped until the close completes
@@ -366,8 +383,8 @@ class WebSocketProtocol(asyncio.Protocol):
             if event is None:
                 break
             if type(event) is MessageReceived:
-                if _metrics.active is not None:
-                    _metrics.active.ws_messages_in += 1
+                if self._rec is not None:
+                    self._rec.ws_messages_in += 1
                 data = event.data
                 if isinstance(data, str):
                     receive.push({"type": "websocket.receive", "text": data}, len(data))
@@ -444,6 +461,8 @@ class WebSocketProtocol(asyncio.Protocol):
     def _deliver_disconnect(self, code: int, reason: str) -> None:
         if not self._disconnected:
             self._disconnected = True
+            if self._accepted and self._rec is not None:
+                self._rec.ws_closed(code)
             self._access.websocket_closed(code)
             self.receive.push({"type": "websocket.disconnect", "code": code, "reason": reason})
 

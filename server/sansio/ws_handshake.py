@@ -246,7 +246,9 @@ def accept_response(
     """The 101 for ``websocket.accept`` (RFC 6455 §4.2.2), after checking the message.
 
     ``extension_header`` is the negotiated Sec-WebSocket-Extensions value (or None);
-    ``server_line`` the server's own ``server: ...`` line, left out if the app sets one.
+    ``server_line`` the server's own header lines (``server: ...`` and the ``--header``
+    lines, see ``server.protocols.common.server_line``); its ``server`` line is left out if
+    the app sets one, the others are always written.
     Raises :class:`ASGIWebSocketError` before anything changes if the message is invalid.
     """
     subprotocol = message.get("subprotocol")
@@ -265,8 +267,15 @@ def accept_response(
         parts.append(b"sec-websocket-protocol: " + subprotocol.encode("latin-1") + CRLF)
     if extension_header:
         parts.append(b"sec-websocket-extensions: " + extension_header.encode("latin-1") + CRLF)
-    if server_line and not any(n.lower() == b"server" for n, _ in headers):
-        parts.append(server_line)  # the app's own Server wins
+    if server_line:
+        if any(n.lower() == b"server" for n, _ in headers):
+            # The app's own Server wins; only that line of ours goes.
+            server_line = b"".join(
+                line + CRLF
+                for line in server_line.split(CRLF)
+                if line and line[:7].lower() != b"server:"
+            )
+        parts.append(server_line)
     for name, value in headers:
         parts.append(name + b": " + value + CRLF)
     parts.append(CRLF)

@@ -81,6 +81,35 @@ async def test_on_the_101() -> None:
         assert ws.response.headers["Strict-Transport-Security"].endswith("preload")
 
 
+async def own_server_app(scope: dict[str, object], receive: object, send: object) -> None:
+    """Sets its own Server header, on the 101 and on an HTTP response."""
+    assert callable(send)
+    own = [(b"server", b"my-app/1.0")]
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.accept", "headers": own})
+        await send({"type": "websocket.close"})
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": own})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+async def test_kept_when_the_app_sets_its_own_server_header() -> None:
+    async with serve(own_server_app, headers=HEADERS) as srv, httpx.AsyncClient() as client:
+        response = await client.get(srv.url + "/")
+    check(response.headers)
+    assert response.headers.get_list("server") == ["my-app/1.0"]
+
+
+async def test_kept_on_the_101_when_the_app_sets_its_own_server_header() -> None:
+    from websockets.asyncio.client import connect
+
+    async with serve(own_server_app, headers=HEADERS) as srv, connect(srv.ws_url + "/") as ws:
+        assert ws.response is not None
+        assert ws.response.status_code == 101
+        check(httpx.Headers(list(ws.response.headers.raw_items())))
+        assert ws.response.headers.get_all("Server") == ["my-app/1.0"]
+
+
 def test_header_lines_are_lowercase_names_and_stripped() -> None:
     assert Config(headers=(" X-A :  v ",)).header_lines == b"x-a: v\r\n"
 

@@ -22,6 +22,17 @@ def parse(text: str) -> tuple[Samples, dict[str, str]]:
     return samples, types
 
 
+def collect(*collectors: object) -> Samples:
+    """The samples of ``collectors`` (e.g. ``ServerCollector()``) as a scrape would show them,
+    in process (a registry of their own, not the global one)."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    registry = CollectorRegistry()
+    for collector in collectors:
+        registry.register(collector)  # type: ignore[arg-type]
+    return parse(generate_latest(registry).decode())[0]
+
+
 def scrape(url: str) -> Samples:
     with urllib.request.urlopen(url, timeout=10) as response:
         assert response.status == 200

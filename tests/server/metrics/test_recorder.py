@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
 
 from server.metrics import recorder
 from server.metrics.collector import ServerCollector
 from server.metrics.recorder import DURATION_BUCKETS, Recorder, close_code_label
-from tests.support.metrics import parse, value
+from tests.support.metrics import Samples, collect, value
 
 
 @pytest.fixture
@@ -23,10 +22,8 @@ def rec() -> Iterator[Recorder]:
         recorder.active = previous
 
 
-def scrape() -> dict[object, float]:
-    registry = CollectorRegistry()
-    registry.register(ServerCollector())
-    return parse(generate_latest(registry).decode())[0]  # type: ignore[return-value]
+def scrape() -> Samples:
+    return collect(ServerCollector())
 
 
 @pytest.mark.parametrize(
@@ -71,10 +68,33 @@ def test_refusals_and_closes(rec: Recorder) -> None:
 def test_nothing_is_exported_without_an_active_recorder() -> None:
     previous, recorder.active = recorder.active, None
     try:
-        assert not any(str(k[0]).startswith("channels_server_") for k in scrape())  # type: ignore[index]
+        assert not any(name.startswith("channels_server_") for name, _ in scrape())
     finally:
         recorder.active = previous
 
 
 def test_buckets_are_sorted() -> None:
     assert list(DURATION_BUCKETS) == sorted(DURATION_BUCKETS)
+
+
+def test_response_is_timed_from_its_start(rec: Recorder, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(recorder, "clock", lambda: 1.0)
+    rec.response(b"GET", 200, 1.0)  # 0 s: the first bucket, without a bisection
+    rec.response(b"GET", 204, 0.0)  # 1 s: le is inclusive
+    rec.response(b"BREW", 404, -20.0)  # 21 s, an unknown method
+    s = scrape()
+    assert value(s, "channels_server_requests_total", method="GET", status="2xx") == 2
+    assert value(s, "channels_server_requests_total", method="other", status="4xx") == 1
+    assert value(s, "channels_server_request_duration_seconds_bucket", le="0.0005") == 1
+    assert value(s, "channels_server_request_duration_seconds_bucket", le="0.5") == 1
+    assert value(s, "channels_server_request_duration_seconds_bucket", le="1.0") == 2
+    assert value(s, "channels_server_request_duration_seconds_bucket", le="10.0") == 2
+    assert value(s, "channels_server_request_duration_seconds_bucket", le="+Inf") == 3
+    assert value(s, "channels_server_request_duration_seconds_sum") == 22.0
+
+
+def test_methods_by_text_and_by_bytes_share_their_counters(rec: Recorder) -> None:
+    rec.request("GET", 101)  # a WebSocket handshake
+    rec.request(b"GET", 101)
+    rec.request("HEAD", 1000)  # out of range: counted, in no real class
+    assert rec.requests_by_class() == {("GET", "1xx"): 2, ("HEAD", "0xx"): 1}

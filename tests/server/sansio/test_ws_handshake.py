@@ -128,3 +128,13 @@ def test_accept_app_server_header_replaces_ours() -> None:
     message = {"type": "websocket.accept", "headers": [(b"Server", b"app")]}
     out = conn.accept(message, server=b"server: us\r\n")
     assert out.count(b"erver: ") == 1 and b"Server: app\r\n" in out
+
+
+def test_accept_app_server_header_keeps_the_extra_header_lines() -> None:
+    # --header lines travel with the Server line (server.protocols.common.server_line).
+    conn = WebSocketConnection(Handshake(key=KEY), max_size=1 << 20)
+    message = {"type": "websocket.accept", "headers": [(b"Server", b"app")]}
+    out = conn.accept(message, server=b"server: us\r\nx-frame-options: DENY\r\nx-b: 1\r\n")
+    assert out.count(b"erver: ") == 1 and b"Server: app\r\n" in out
+    assert b"\r\nx-frame-options: DENY\r\nx-b: 1\r\n" in out
+    assert out.endswith(b"\r\n\r\n") and out.count(b"\r\n\r\n") == 1
