@@ -20,8 +20,10 @@ from server.sansio.h2_response import response_headers, trailer_fields
 from server.sansio.response import ASGIProtocolError
 from server.types import (
     HTTPReceiveEvent,
+    HTTPResponsePathsendEvent,
+    HTTPResponseZerocopysendEvent,
     HTTPScope,
-    Message,
+    SendEvent,
     WebSocketReceiveEvent,
     WebSocketScope,
 )
@@ -69,7 +71,7 @@ class FlowStream:
     def end_of_request(self) -> None:
         raise NotImplementedError
 
-    async def send(self, message: Message) -> None:
+    async def send(self, message: SendEvent) -> None:
         raise NotImplementedError
 
     async def __call__(self) -> HTTPReceiveEvent | WebSocketReceiveEvent:
@@ -297,7 +299,7 @@ class Stream(PulledReceive, FlowStream):
             self.wake()
 
     # --- send --------------------------------------------------------------------------
-    async def send(self, message: Message) -> None:
+    async def send(self, message: SendEvent) -> None:
         if self.disconnected:
             await asyncio.sleep(0)  # ASGI: sends after a disconnect are no-ops
             return
@@ -335,9 +337,11 @@ class Stream(PulledReceive, FlowStream):
                     self.lost()
                 proto.flush()
         elif kind == "http.response.pathsend":
-            await self._file(message["path"], None)
+            pathsend: HTTPResponsePathsendEvent = message  # type: ignore[assignment]
+            await self._file(pathsend["path"], None)
         elif kind == "http.response.zerocopysend":
-            await self._file(None, message)
+            zerocopy: HTTPResponseZerocopysendEvent = message  # type: ignore[assignment]
+            await self._file(None, zerocopy)
         else:
             raise ASGIProtocolError(f"unexpected ASGI message type {kind!r} for http")
 
@@ -408,7 +412,9 @@ class Stream(PulledReceive, FlowStream):
             self._deadline.cancel()
         self.proto.response_done(self)
 
-    async def _file(self, path: str | None, message: Message | None) -> None:
+    async def _file(
+        self, path: str | None, message: HTTPResponseZerocopysendEvent | None
+    ) -> None:
         """``http.response.pathsend`` (whole file) or ``zerocopysend`` (a piece of one)."""
         if not self.started:
             raise ASGIProtocolError("http.response.pathsend before http.response.start")

@@ -34,7 +34,7 @@ from server.sansio.ws_frames import (
 )
 from server.sansio.ws_handshake import Handshake
 from server.types import (
-    Message,
+    SendEvent,
     WebSocketAcceptEvent,
     WebSocketReceiveEvent,
     WebSocketResponseBodyEvent,
@@ -278,7 +278,7 @@ class WebSocketStream(FlowStream):
                 self.proto.h2.end_stream(self.stream_id)
                 self.proto.flush()
 
-    async def send(self, message: Message) -> None:
+    async def send(self, message: SendEvent) -> None:
         conn = self.conn
         if self.disconnected and conn.state is State.CLOSED:
             raise ClientDisconnected("WebSocket connection is closed")
@@ -302,19 +302,17 @@ class WebSocketStream(FlowStream):
                 self._plain(403)
                 return
             if mtype == "websocket.http.response.start":
-                conn.response_start(
-                    cast(WebSocketResponseStartEvent, message)
-                )  # validates; -> DENYING
+                start = cast(WebSocketResponseStartEvent, message)
+                conn.response_start(start)  # validates; -> DENYING
                 self._deny, _length = response_headers(
-                    message["status"], message.get("headers"), self.proto.default_headers()
+                    start["status"], start.get("headers"), self.proto.default_headers()
                 )
                 return
         elif state is State.DENYING and mtype == "websocket.http.response.body":
-            more = bool(message.get("more_body", False))
-            conn.response_body(
-                cast(WebSocketResponseBodyEvent, message)
-            )  # validates; CLOSED at the end
-            body = bytes(message.get("body", b""))
+            denial = cast(WebSocketResponseBodyEvent, message)
+            more = bool(denial.get("more_body", False))
+            conn.response_body(denial)  # validates; CLOSED at the end
+            body = bytes(denial.get("body", b""))
             if self._deny is not None:
                 fields, self._deny = self._deny, None
                 self._headers(fields, end_stream=not more and not body)
