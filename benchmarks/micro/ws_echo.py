@@ -48,7 +48,8 @@ async def _open(app: Any) -> tuple[WebSocketProtocol, Sink]:
     loop = asyncio.get_running_loop()
     proto = WebSocketProtocol(Config(access_log=False), app, ServerState(), loop)
     sink = Sink()
-    scope = {"type": "websocket", "headers": SCOPE_HEADERS, "path": "/"}
+    # Only the keys the handshake reads (a partial WebSocketScope, hence Any).
+    scope: Any = {"type": "websocket", "headers": SCOPE_HEADERS, "path": "/"}
     proto.start_upgrade(sink, scope, b"")
     await spin(sink, 1)
     return proto, sink
