@@ -293,9 +293,10 @@ def parse_head(data: bytes, limits: Limits) -> RequestHead | None:
                     return None
                 name = field[0]
                 if name in _INTERESTING:
-                    if len(_SPECIAL) >= _SPECIAL_MAX:
-                        _SPECIAL.clear()
-                    _SPECIAL[raw] = field
+                    if len(raw) <= _LINE_MAX:
+                        if len(_SPECIAL) >= _SPECIAL_MAX:
+                            _SPECIAL.clear()
+                        _SPECIAL[raw] = field
                 elif _UNDERSCORE in name:
                     # CVE-2015-0219: see head_from_h11; no framing field has a "_".
                     fields[i] = _DROPPED
@@ -327,7 +328,9 @@ def parse_head(data: bytes, limits: Limits) -> RequestHead | None:
     head.headers = fields
     if len(_FACTS) >= _FACTS_MAX:
         _FACTS.clear()
-    _FACTS[key] = head  # (only its method, version and facts are read again)
+    # A model of its own, without this request's target and header list (which could be
+    # large): only its method, version and facts are read again.
+    _FACTS[key] = head.like(b"", [])
     return head
 
 
