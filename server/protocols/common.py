@@ -1,5 +1,6 @@
 """What the HTTP and WebSocket protocols both do, written once.
 
+* A new connection's ``ConnectionInfo`` (:func:`connection_info`).
 * The server's own header lines: ``Server`` (:func:`server_line`) and ``Date``
   (:func:`default_headers`), the same bytes on an HTTP response, a 101 and a WebSocket denial.
 * Starting the application task and registering it with the server state (:func:`start_task`).
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from server.access_log import AccessLog
 from server.config import Config
 from server.datecache import date_line
+from server.sansio.scope import ConnectionInfo
 from server.state import ServerState
 from server.types import HTTPReceiveEvent
 
@@ -37,6 +39,19 @@ def server_line(config: Config) -> bytes:
     if 13 in value or 10 in value or 0 in value:
         return extra
     return b"server: " + value + b"\r\n" + extra
+
+
+def connection_info(transport: asyncio.BaseTransport, config: Config) -> ConnectionInfo:
+    """What every scope of a new connection shares: its addresses, TLS or not, and whether
+    its peer is a proxy whose forwarded headers count."""
+    return ConnectionInfo(
+        peername=transport.get_extra_info("peername"),
+        sockname=transport.get_extra_info("sockname"),
+        secure=transport.get_extra_info("sslcontext") is not None,
+        root_path=config.root_path,
+        proxy_headers=config.proxy_headers,
+        forwarded_allow_ips=config.forwarded_allow_ips,
+    )
 
 
 def default_headers(date: bool, server: bytes) -> bytes:

@@ -26,7 +26,13 @@ from server.access_log import AccessLog
 from server.config import Config
 from server.datecache import date_line
 from server.metrics import recorder as _metrics
-from server.protocols.common import ConnectionTimer, log_access, server_line, start_task
+from server.protocols.common import (
+    ConnectionTimer,
+    connection_info,
+    log_access,
+    server_line,
+    start_task,
+)
 from server.protocols.flow import FlowControl
 from server.protocols.h2_stream import FlowStream, Stream
 from server.sansio.h2 import (
@@ -120,22 +126,14 @@ class H2Protocol(asyncio.Protocol):
         transport = cast(asyncio.Transport, transport)
         self.transport = transport
         self.flow = FlowControl(transport)
-        config = self.config
-        self.info = ConnectionInfo(
-            peername=transport.get_extra_info("peername"),
-            sockname=transport.get_extra_info("sockname"),
-            secure=transport.get_extra_info("sslcontext") is not None,
-            root_path=config.root_path,
-            proxy_headers=config.proxy_headers,
-            forwarded_allow_ips=config.forwarded_allow_ips,
-        )
+        self.info = connection_info(transport, self.config)
         self.state.add_connection(self)
         self.h2.initiate()
         self.write_now()  # the server preface goes out before the client says anything
         if self.state.shutting_down:
             self.shutdown()
         else:
-            self._arm_idle(config.timeout_request_header)
+            self._arm_idle(self.config.timeout_request_header)
 
     def data_received(self, data: bytes) -> None:
         if self.closed:

@@ -28,7 +28,12 @@ from urllib.parse import quote
 from server.access_log import AccessLog
 from server.config import Config
 from server.metrics import recorder as _metrics
-from server.protocols.common import ConnectionTimer, default_headers, log_access
+from server.protocols.common import (
+    ConnectionTimer,
+    connection_info,
+    default_headers,
+    log_access,
+)
 from server.protocols.common import server_line as _server_line
 from server.protocols.flow import FlowControl
 from server.protocols.h2 import alpn_is_h2, take_over
@@ -175,14 +180,7 @@ class HttpProtocol(asyncio.Protocol):
         self.transport = transport
         self.flow = FlowControl(transport)
         config = self.config
-        self.info = ConnectionInfo(
-            peername=transport.get_extra_info("peername"),
-            sockname=transport.get_extra_info("sockname"),
-            secure=transport.get_extra_info("sslcontext") is not None,
-            root_path=config.root_path,
-            proxy_headers=config.proxy_headers,
-            forwarded_allow_ips=config.forwarded_allow_ips,
-        )
+        self.info = connection_info(transport, config)
         self.state.add_connection(self)
         if config.http2:
             # HTTP/2 hook: TLS that chose "h2" by ALPN is handed over now; cleartext
@@ -517,16 +515,20 @@ class HttpProtocol(asyncio.Protocol):
                 return
         if not self.closed:
             body = exc.reason.encode("latin-1", "replace") + b"\n"
-            head = self.parser.head
-            self.write(
-                simple_response(
-                    exc.status,
-                    body,
-                    extra=self.default_headers(),
-                    head_request=head is not None and head.method == b"HEAD",
-                )
-            )
+            self._answer(exc.status, body, self.parser.head)
         self.close(linger=True)
+
+    def _answer(self, status: int, body: bytes, head: RequestHead | None) -> None:
+        """One response of the server's own (a request error, 408, 500) in one write; no body
+        when it answers a HEAD request (``head``: the request's, if it was parsed)."""
+        self.write(
+            simple_response(
+                status,
+                body,
+                extra=self.default_headers(),
+                head_request=head is not None and head.method == b"HEAD",
+            )
+        )
 
     # --- end of a response -------------------------------------------------------------
     def response_done(self, cycle: RequestCycle) -> None:
@@ -621,14 +623,7 @@ class HttpProtocol(asyncio.Protocol):
                 self.close(linger=not cycle.request_done)
             return
         if not self.closed:
-            self.write(
-                simple_response(
-                    500,
-                    b"Internal Server Error\n",
-                    extra=self.default_headers(),
-                    head_request=cycle.head.method == b"HEAD",
-                )
-            )
+            self._answer(500, b"Internal Server Error\n", cycle.head)
             self._log(cycle.head, 500)
         self.cycle = None
         self.close(linger=not cycle.request_done)
@@ -649,7 +644,7 @@ class HttpProtocol(asyncio.Protocol):
             # RFC 9110 section 15.5.9: 408 when the request did not arrive in time.  A
             # connection that sent nothing at all is just closed (browsers pre-connect).
             logger.debug("request head timeout for %s", self.info and self.info.client)
-            self.write(simple_response(408, b"Request Timeout\n", extra=self.default_headers()))
+            self._answer(408, b"Request Timeout\n", None)
             self.close(linger=True)  # part of a head is unread: let the 408 arrive
             return
         self.close()
@@ -667,13 +662,6 @@ class HttpProtocol(asyncio.Protocol):
         if head_sent:
             self.close()  # too late for a status: the cut tells the client
             return
-        self.write(
-            simple_response(
-                408,
-                b"Request Timeout\n",
-                extra=self.default_headers(),
-                head_request=cycle.head.method == b"HEAD",
-            )
-        )
+        self._answer(408, b"Request Timeout\n", cycle.head)
         self._log(cycle.head, 408)
         self.close(linger=True)  # the client may still be sending: let the 408 arrive

@@ -1,8 +1,8 @@
 """The request head: a strict parser of our own, with h11 as its oracle and fallback.
 
-``parse_head`` accepts a strict subset of RFC 9112 in one pass (a handful of C-speed regex and
-bytes operations per head, no per-field Python work beyond the ``(name, value)`` tuples the scope
-needs) and returns ``None`` for anything outside it; ``HTTP11Connection`` then hands the very same
+``parse_head`` accepts a strict subset of RFC 9112 (field lines already validated are looked up
+whole in a bounded table, the others checked one by one with a few C-speed bytes operations)
+and returns ``None`` for anything outside it; ``HTTP11Connection`` then hands the very same
 bytes to h11, which decides every edge case and its error status.  The subset:
 
 * request-line ``method SP origin-form SP HTTP/1.0|1.1 CRLF`` (RFC 9112 section 3; the target is
