@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import struct
 import sys
 import time
@@ -29,7 +28,14 @@ import h2.exceptions
 import h2.settings
 import uvloop
 
-from benchmarks.loadgen.ws import ECHO_FRAME, ECHO_PAYLOAD, Meter, percentile
+from benchmarks.loadgen.ws import (
+    ECHO_FRAME,
+    ECHO_PAYLOAD,
+    Meter,
+    add_run_arguments,
+    percentile,
+    start,
+)
 from benchmarks.loadgen.wsclient import OP_CLOSE, OP_TEXT, masked_frame
 from benchmarks.windows import WindowPlan
 
@@ -327,22 +333,14 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--warmup", type=float, default=1.0)
     p.add_argument("--duration", type=float, default=4.0)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--timeout", type=float, default=15.0, help="connect/CONNECT timeout (s)")
-    p.add_argument("--server-pid", type=int, default=0)
-    p.add_argument("--core", type=int, default=None)
-    p.add_argument("--server-core", type=int, default=None)
-    p.add_argument("--extra-windows", type=int, default=0)
-    p.add_argument("--max-contention", type=float, default=15.0)
+    add_run_arguments(p, timeout_help="connect/CONNECT timeout (s)")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print("the load generator only targets the loopback interface", file=sys.stderr)
+    if not start(args):
         return 2
-    if args.core is not None:
-        os.sched_setaffinity(0, {args.core})
     result = uvloop.run(run(args))
     print(json.dumps(result))
     return 0

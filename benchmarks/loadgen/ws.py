@@ -402,22 +402,35 @@ def parse(argv: list[str]) -> argparse.Namespace:
         help="fan-out: at the end, wait this long without progress before "
         "counting undelivered messages as lost (s)",
     )
-    p.add_argument("--timeout", type=float, default=15.0, help="connect/handshake timeout (s)")
+    add_run_arguments(p, timeout_help="connect/handshake timeout (s)")
+    return p.parse_args(argv)
+
+
+def add_run_arguments(p: argparse.ArgumentParser, *, timeout_help: str) -> None:
+    """The options every WebSocket load generator here takes from the harness: the connect
+    timeout, the server to watch, the CPUs to pin to and the contention rules for windows."""
+    p.add_argument("--timeout", type=float, default=15.0, help=timeout_help)
     p.add_argument("--server-pid", type=int, default=0)
     p.add_argument("--core", type=int, default=None)
     p.add_argument("--server-core", type=int, default=None)
     p.add_argument("--extra-windows", type=int, default=0)
     p.add_argument("--max-contention", type=float, default=15.0)
-    return p.parse_args(argv)
+
+
+def start(args: argparse.Namespace) -> bool:
+    """Refuse any target but loopback (False, with a one-line message) and pin to ``--core``."""
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print("the load generator only targets the loopback interface", file=sys.stderr)
+        return False
+    if args.core is not None:
+        os.sched_setaffinity(0, {args.core})
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print("the load generator only targets the loopback interface", file=sys.stderr)
+    if not start(args):
         return 2
-    if args.core is not None:
-        os.sched_setaffinity(0, {args.core})
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
